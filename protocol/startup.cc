@@ -1,0 +1,33 @@
+// See startup.h.
+#include "protocol/startup.h"
+
+#include <malloc.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+namespace dnd {
+
+int ResolveThreadCount(int requested) {
+  if (requested > 0) return requested;
+  if (const char* env = std::getenv("DND_THREADS"); env != nullptr && *env != '\0') {
+    const int from_env = std::atoi(env);
+    if (from_env > 0) return from_env;
+  }
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : static_cast<int>(cores);
+}
+
+int InitProcess(const StartupOptions& options) {
+  // Keep large allocations on the heap and never trim it: a 1 GiB threshold means step-sized buffers
+  // are reused instead of being mmap'ed (and page-faulted) anew every step.
+  constexpr int kOneGiB = 1 << 30;
+  mallopt(M_MMAP_THRESHOLD, kOneGiB);
+  mallopt(M_TRIM_THRESHOLD, kOneGiB);
+  const int threads = ResolveThreadCount(options.num_threads);
+  if (options.set_compute_threads) options.set_compute_threads(threads);
+  return threads;
+}
+
+}  // namespace dnd
