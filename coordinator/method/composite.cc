@@ -1,0 +1,105 @@
+// Composite denoising step (see composite.h). The mixture weights are formed per position once and
+// applied to every channel, so the cost is O((n+1) m + n C m).
+#include "coordinator/method/composite.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace dnd::method {
+
+Status CompositeMean(const CompositeInputs& in, std::span<float> out) {
+  const size_t n = in.proposals.size();
+  if (n < 1 || in.num_channels < 1) {
+    return InvalidArgumentError("composite needs >= 1 proposal and >= 1 channel");
+  }
+  const size_t numel = out.size();
+  const size_t channels = static_cast<size_t>(in.num_channels);
+  if (numel % channels != 0) {
+    return InvalidArgumentError("output of " + std::to_string(numel) + " elements is not " +
+                                std::to_string(channels) + " channels");
+  }
+  const size_t m = numel / channels;
+  if (in.q.size() != (n + 1) * m) {
+    return InvalidArgumentError("allocation has " + std::to_string(in.q.size()) +
+                                " values, expected (n+1) x m = " + std::to_string(n + 1) + " x " +
+                                std::to_string(m));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (in.proposals[i].size() != numel) {
+      return InvalidArgumentError("proposal of expert " + std::to_string(i) + " has " +
+                                  std::to_string(in.proposals[i].size()) + " elements, expected " +
+                                  std::to_string(numel));
+    }
+  }
+  if (!in.gradients.empty() && in.gradients.size() != n) {
+    return InvalidArgumentError("got " + std::to_string(in.gradients.size()) + " gradients for " +
+                                std::to_string(n) + " experts");
+  }
+  for (size_t i = 0; i < in.gradients.size(); ++i) {
+    if (in.gradients[i].size() != numel) {
+      return InvalidArgumentError("gradient of expert " + std::to_string(i) + " has " +
+                                  std::to_string(in.gradients[i].size()) + " elements, expected " +
+                                  std::to_string(numel));
+    }
+  }
+  if (!(in.gamma >= 0) || !(in.noise_level >= 0) || !std::isfinite(in.gamma) ||
+      !std::isfinite(in.noise_level)) {
+    return InvalidArgumentError("gamma and noise_level must be finite and >= 0");
+  }
+  // Combination: weight_ij = Q_ij + Q_nj / n (the fictitious player's share of the average).
+  const double inv_n = 1.0 / static_cast<double>(n);
+  const double* qf = in.q.data() + n * m;
+  std::vector<double> acc(numel, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    const double* __restrict qi = in.q.data() + i * m;
+    const float* __restrict mu = in.proposals[i].data();
+    for (size_t c = 0; c < channels; ++c) {
+      double* __restrict a = acc.data() + c * m;
+      const float* __restrict muc = mu + c * m;
+      for (size_t j = 0; j < m; ++j) a[j] += (qi[j] + qf[j] * inv_n) * muc[j];
+    }
+  }
+  // Guidance: gamma * sigma_t * g / rms(g).
+  if (!in.gradients.empty() && in.gamma > 0) {
+    std::vector<double> g(numel, 0.0);
+    for (const auto& gi : in.gradients) {
+      const float* __restrict src = gi.data();
+      double* __restrict dst = g.data();
+      for (size_t k = 0; k < numel; ++k) dst[k] += src[k];
+    }
+    double sum_sq = 0;
+    for (size_t k = 0; k < numel; ++k) sum_sq += g[k] * g[k];
+    if (!std::isfinite(sum_sq)) {
+      return InvalidArgumentError("guidance gradient has a non-finite entry");
+    }
+    if (sum_sq > 0) {
+      const double scale = in.gamma * in.noise_level / std::sqrt(sum_sq / numel);
+      for (size_t k = 0; k < numel; ++k) acc[k] += scale * g[k];
+    }
+  }
+  for (size_t k = 0; k < numel; ++k) out[k] = static_cast<float>(acc[k]);
+  return OkStatus();
+}
+
+void AddStepNoise(double noise_std, const NormalGenerator& generator, uint32_t sample,
+                  uint32_t step, std::span<float> x) {
+  if (noise_std == 0) return;
+  std::vector<float> z(x.size());
+  generator.Fill(sample, NoisePurpose::kStepNoise, step, z);
+  for (size_t k = 0; k < x.size(); ++k) {
+    x[k] = static_cast<float>(x[k] + noise_std * static_cast<double>(z[k]));
+  }
+}
+
+Status CompositeStep(const CompositeInputs& in, const NormalGenerator& generator, uint32_t sample,
+                     uint32_t step, std::span<float> x_prev) {
+  if (!(in.noise_std >= 0) || !std::isfinite(in.noise_std)) {
+    return InvalidArgumentError("noise_std must be finite and >= 0");
+  }
+  DND_RETURN_IF_ERROR(CompositeMean(in, x_prev));
+  AddStepNoise(in.noise_std, generator, sample, step, x_prev);
+  return OkStatus();
+}
+
+}  // namespace dnd::method
