@@ -343,6 +343,14 @@ StatusOr<std::unique_ptr<AllocationSolver>> AllocationSolver::Create(
 
 StatusOr<Allocation> AllocationSolver::Solve(std::span<const float> utilities,
                                              std::span<const double> previous) {
+  Allocation out;
+  DND_RETURN_IF_ERROR(SolveInto(utilities, previous, &out));
+  return out;
+}
+
+Status AllocationSolver::SolveInto(std::span<const float> utilities,
+                                   std::span<const double> previous, Allocation* result) {
+  Allocation& out = *result;
   Impl& s = *impl_;
   const int n = s.n;
   const int players = n + 1;
@@ -505,7 +513,6 @@ StatusOr<Allocation> AllocationSolver::Solve(std::span<const float> utilities,
   }
   s.lambda = lam;
 
-  Allocation out;
   out.num_players = players;
   out.num_positions = s.m;
   out.q.assign(s.w.begin(), s.w.end());
@@ -513,6 +520,8 @@ StatusOr<Allocation> AllocationSolver::Solve(std::span<const float> utilities,
   out.utility_obtained.resize(players);
   out.fair_share.assign(players, options_.rho / n);
   out.fair_share[n] = 0.0;
+  out.constraints.clear();
+  out.max_violation = 0;
   for (int i = 0; i < players; ++i) {
     const double* q = s.w.data() + i * msz;
     double share = 0;
@@ -529,7 +538,7 @@ StatusOr<Allocation> AllocationSolver::Solve(std::span<const float> utilities,
   out.dual_iterations = iterations;
   out.converged = converged;
   out.effective_beta = beta_eff;
-  return out;
+  return OkStatus();
 }
 
 }  // namespace dnd::method

@@ -114,6 +114,10 @@ class AllocationSolver {
   // is feasible, so this is a numerical limit, e.g. rho = 1 with identical utilities, whose
   // optimum is approached only as lambda -> infinity).
   StatusOr<Allocation> Solve(std::span<const float> utilities, std::span<const double> previous);
+  // As Solve, writing into *out and reusing its buffers (no allocation in the steady state of a
+  // job). previous may alias out->q (it is read completely before out is written).
+  Status SolveInto(std::span<const float> utilities, std::span<const double> previous,
+                   Allocation* out);
 
   int num_experts() const { return num_experts_; }
   int num_positions() const { return num_positions_; }

@@ -53,12 +53,14 @@ void BM_AllocationStep(benchmark::State& state) {
   AllocationOptions options;
   auto solver = std::move(AllocationSolver::Create(options, n, m)).value();
   int iterations = 0;
+  Allocation a;
   for (auto _ : state) {
     if (!warm) solver = std::move(AllocationSolver::Create(options, n, m)).value();
-    auto a = solver->Solve(u, prev.q);
-    if (!a.ok() || !a->converged) state.SkipWithError("allocation did not converge");
-    iterations = a->dual_iterations;
-    const CompositeInputs in{mus, a->q, kChannels, {}, 0.0, 0.5, 0.0};
+    if (!solver->SolveInto(u, prev.q, &a).ok() || !a.converged) {
+      state.SkipWithError("allocation did not converge");
+    }
+    iterations = a.dual_iterations;
+    const CompositeInputs in{mus, a.q, kChannels, {}, 0.0, 0.5, 0.0};
     if (!CompositeMean(in, out).ok()) state.SkipWithError("composite failed");
     benchmark::DoNotOptimize(out.data());
   }

@@ -2,6 +2,7 @@
 // applied to every channel, so the cost is O((n+1) m + n C m).
 #include "coordinator/method/composite.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -47,38 +48,48 @@ Status CompositeMean(const CompositeInputs& in, std::span<float> out) {
       !std::isfinite(in.noise_level)) {
     return InvalidArgumentError("gamma and noise_level must be finite and >= 0");
   }
-  // Combination: weight_ij = Q_ij + Q_nj / n (the fictitious player's share of the average).
-  const double inv_n = 1.0 / static_cast<double>(n);
-  const double* qf = in.q.data() + n * m;
-  std::vector<double> acc(numel, 0.0);
-  for (size_t i = 0; i < n; ++i) {
-    const double* __restrict qi = in.q.data() + i * m;
-    const float* __restrict mu = in.proposals[i].data();
-    for (size_t c = 0; c < channels; ++c) {
-      double* __restrict a = acc.data() + c * m;
-      const float* __restrict muc = mu + c * m;
-      for (size_t j = 0; j < m; ++j) a[j] += (qi[j] + qf[j] * inv_n) * muc[j];
-    }
-  }
-  // Guidance: gamma * sigma_t * g / rms(g).
-  if (!in.gradients.empty() && in.gamma > 0) {
-    std::vector<double> g(numel, 0.0);
-    for (const auto& gi : in.gradients) {
-      const float* __restrict src = gi.data();
-      double* __restrict dst = g.data();
-      for (size_t k = 0; k < numel; ++k) dst[k] += src[k];
-    }
+  // Guidance scale gamma * sigma_t / rms(g), g = sum_i g_i (first pass over the gradients).
+  double guidance_scale = 0;
+  const bool guided = !in.gradients.empty() && in.gamma > 0;
+  if (guided) {
     double sum_sq = 0;
-    for (size_t k = 0; k < numel; ++k) sum_sq += g[k] * g[k];
+    for (size_t k = 0; k < numel; ++k) {
+      double g = 0;
+      for (const auto& gi : in.gradients) g += gi[k];
+      sum_sq += g * g;
+    }
     if (!std::isfinite(sum_sq)) {
       return InvalidArgumentError("guidance gradient has a non-finite entry");
     }
-    if (sum_sq > 0) {
-      const double scale = in.gamma * in.noise_level / std::sqrt(sum_sq / numel);
-      for (size_t k = 0; k < numel; ++k) acc[k] += scale * g[k];
+    if (sum_sq > 0) guidance_scale = in.gamma * in.noise_level / std::sqrt(sum_sq / numel);
+  }
+  // Combination, in chunks of positions so every buffer stays on the stack:
+  // weight_ij = Q_ij + Q_nj / n (the fictitious player's share of the average).
+  const double inv_n = 1.0 / static_cast<double>(n);
+  const double* qf = in.q.data() + n * m;
+  constexpr size_t kChunk = 256;
+  double weight[kChunk];
+  double acc[kChunk];
+  for (size_t j0 = 0; j0 < m; j0 += kChunk) {
+    const size_t len = std::min(kChunk, m - j0);
+    for (size_t c = 0; c < channels; ++c) {
+      const size_t offset = c * m + j0;
+      for (size_t j = 0; j < len; ++j) acc[j] = 0.0;
+      for (size_t i = 0; i < n; ++i) {
+        const double* __restrict qi = in.q.data() + i * m + j0;
+        const float* __restrict mu = in.proposals[i].data() + offset;
+        for (size_t j = 0; j < len; ++j) weight[j] = qi[j] + qf[j0 + j] * inv_n;
+        for (size_t j = 0; j < len; ++j) acc[j] += weight[j] * mu[j];
+      }
+      if (guidance_scale != 0) {
+        for (const auto& gi : in.gradients) {
+          const float* __restrict g = gi.data() + offset;
+          for (size_t j = 0; j < len; ++j) acc[j] += guidance_scale * g[j];
+        }
+      }
+      for (size_t j = 0; j < len; ++j) out[offset + j] = static_cast<float>(acc[j]);
     }
   }
-  for (size_t k = 0; k < numel; ++k) out[k] = static_cast<float>(acc[k]);
   return OkStatus();
 }
 

@@ -166,8 +166,7 @@ Status Strategy::Begin(const StepCoefficients& step, std::span<const float> x_t,
     }
     std::fill(utilities_.begin() + static_cast<size_t>(n_) * m, utilities_.end(),
               1.0f / static_cast<float>(m));
-    DND_ASSIGN_OR_RETURN(Allocation next, solver_->Solve(utilities_, allocation_.q));
-    allocation_ = std::move(next);
+    DND_RETURN_IF_ERROR(solver_->SolveInto(utilities_, allocation_.q, &allocation_));
   }
   ready_ = true;
   return OkStatus();
