@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -503,6 +505,34 @@ TEST(CodecTest, ErrorReplyCarriesTheStatus) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(std::get<ErrorReply>(*d).ToStatus(), s);
   EXPECT_EQ(std::get<ErrorReply>(*d).job_id, "job-3");
+}
+
+}  // namespace
+}  // namespace dnd::protocol
+
+namespace dnd::protocol {
+namespace {
+
+TEST(CodecTest, LongJobListsAreInvalidArgument) {
+  StatusReply reply;
+  reply.jobs.resize(kMaxListEntries + 1);
+  auto d = DecodeCoordinatorToClient(AsBytes(Encode(CoordinatorToClient(reply))));
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
+}
+
+// Inputs found by tests/fuzz/codec_fuzz.cc, kept as regressions (the working directory is the
+// repository root).
+TEST(CodecTest, FuzzRegressionAmplifiedJobListIsRejected) {
+  // 280 bytes whose StatusReply claims ~10^6 zero-sized JobStatus entries; decoding it used to
+  // take 1 s (21 s under ASan).
+  std::ifstream in("tests/fuzz/regressions/status_reply_million_empty_jobs.bin", std::ios::binary);
+  ASSERT_TRUE(in) << "regression input missing";
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(bytes.size(), 280u);
+  auto d = DecodeCoordinatorToClient(AsBytes(bytes));
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument) << d.status().ToString();
 }
 
 }  // namespace
