@@ -28,7 +28,7 @@ struct Fairness {
   proportional @0 :Bool;
   envyFree @1 :Bool;
   equitable @2 :Bool;
-  rho @3 :Float64;       # Proportionality slack rho (docs/method.md), finite.
+  rho @3 :Float64;       # Proportional share rho in (0, 1] (docs/method.md); 0 = default.
   epsilon @4 :Float64;   # Envy/equity tolerance epsilon, finite, >= 0.
 }
 
@@ -38,12 +38,12 @@ struct JobSpec {
   strategy @1 :Strategy;
   fairness @2 :Fairness;
   utility @3 :Common.UtilityKind;
-  steps @4 :UInt32;                # Number of denoising steps (>= 1).
+  steps @4 :UInt32;                # Number of denoising steps; 0 = coordinator default.
   seed @5 :UInt64;                 # Seed of the initial noise and any sampling noise.
-  cfgScale @6 :Float32;            # Classifier-free guidance scale.
-  eta @7 :Float64;                 # DDIM eta (0 = deterministic).
-  beta @8 :Float64;                # Allocation temperature beta (docs/method.md).
-  gamma @9 :Float64;               # Guidance strength gamma (docs/method.md).
+  cfgScale @6 :Float32;            # Classifier-free guidance scale; 0 = coordinator default.
+  eta @7 :Float64 = -1;            # DDIM eta (0 = deterministic); negative = coordinator default.
+  beta @8 :Float64;                # KL weight beta (docs/method.md); 0 = default for the utility.
+  gamma @9 :Float64 = -1;          # Guidance step gamma (0 = no guidance); negative = default.
   layout @10 :List(Common.Tensor); # Optional MultiDiffusion masks, one (H, W) float32 per expert.
   scheduleName @11 :Text;          # Optional noise schedule, e.g. "scaled_linear"; empty = default.
   timestepSpacing @12 :Text;       # Optional spacing, e.g. "leading"; empty = default.

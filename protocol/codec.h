@@ -49,7 +49,7 @@ StatusOr<CoordinatorToWorker> DecodeCoordinatorToWorker(std::span<const uint8_t>
 StatusOr<ClientToCoordinator> DecodeClientToCoordinator(std::span<const uint8_t> bytes);
 StatusOr<CoordinatorToClient> DecodeCoordinatorToClient(std::span<const uint8_t> bytes);
 
-// Convenience overloads for bytes held in a std::string (e.g. a received frame).
+// A view of a std::string's bytes (e.g. a received payload) to pass to Decode*.
 inline std::span<const uint8_t> AsBytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }

@@ -159,17 +159,21 @@ struct Fairness {
   friend bool operator==(const Fairness&, const Fairness&) = default;
 };
 
+// What a client asks the coordinator to run. Unset numbers take the coordinator's defaults
+// (coordinator/service/coordinator_server.h, JobDefaults): steps, cfg_scale, beta and
+// fairness.rho when 0; eta and gamma when negative (0 is meaningful for both: deterministic DDIM,
+// no guidance). A default-constructed JobSpec therefore asks for every default.
 struct JobSpec {
   std::vector<ExpertRef> experts;
   Strategy strategy = Strategy::kDnd;
   Fairness fairness;
   UtilityKind utility = UtilityKind::kScore;
-  uint32_t steps = 50;
+  uint32_t steps = 0;
   uint64_t seed = 0;
-  float cfg_scale = 1.0f;
-  double eta = 0.0;
-  double beta = 1.0;
-  double gamma = 0.0;
+  float cfg_scale = 0.0f;
+  double eta = -1.0;
+  double beta = 0.0;
+  double gamma = -1.0;
   std::vector<Tensor> layout;    // optional MultiDiffusion masks, (H, W) float32 each
   std::string schedule_name;     // empty = server default
   std::string timestep_spacing;  // empty = server default

@@ -1,6 +1,6 @@
 // libFuzzer target for the protocol decoders (protocol/codec.h): every input is decoded as each of
-// the four directions. Properties: no crash, no sanitizer report, no exception escaping, errors only
-// with the documented codes, and an accepted message re-encodes to one that decodes equal.
+// the four directions. Properties: no crash, no sanitizer report, no exception escaping, errors
+// only with the documented codes, and an accepted message re-encodes to one that decodes equal.
 // Seeds: run once with DND_FUZZ_SEED_DIR=<corpus dir> to write one valid message of every kind.
 #include <cstdint>
 #include <cstdio>
@@ -65,12 +65,19 @@ void WriteSeeds(const std::string& dir) {
       Encode(CoordinatorToWorker(HelloAck{true, "", 1000})),
       Encode(ClientToCoordinator(submit)),
       Encode(ClientToCoordinator(Watch{"j"})),
-      Encode(CoordinatorToClient(StatusReply{{JobStatus{"j", JobState::kRunning, "", 1, 2, 3, 4, 5, 6}}})),
+      Encode(CoordinatorToClient(
+          StatusReply{{JobStatus{"j", JobState::kRunning, "", 1, 2, 3, 4, 5, 6}}})),
       Encode(CoordinatorToClient(ProgressEvent{"j", JobState::kRunning, 1, 2, {0.5, 0.5}, "m"})),
       Encode(CoordinatorToClient(ResultFiles{"j", {ResultFile{"a.png", {1, 2, 3}}}})),
-      Encode(CoordinatorToClient(ExpertList{{ExpertInfo{"e", "o", "s", {2, 2, 2}, {"c"},
+      Encode(CoordinatorToClient(ExpertList{{ExpertInfo{"e",
+                                                        "o",
+                                                        "s",
+                                                        {2, 2, 2},
+                                                        {"c"},
                                                         {UtilityKind::kScore},
-                                                        PredictionType::kEpsilon, true, 1}}})),
+                                                        PredictionType::kEpsilon,
+                                                        true,
+                                                        1}}})),
   };
   for (size_t i = 0; i < seeds.size(); ++i) {
     std::ofstream(dir + "/seed_" + std::to_string(i), std::ios::binary) << seeds[i];

@@ -201,12 +201,12 @@ TEST(CodecTest, MisalignedBufferDecodesToTheSameMessage) {
   std::mt19937 rng(4);
   const CoordinatorToWorker m = SampleStepRequest(rng);
   const std::string bytes = Encode(m);
+  // uint64_t storage is 8-byte aligned, so start + offset is misaligned for offsets 1..7.
+  std::vector<uint64_t> storage(bytes.size() / 8 + 2);
   for (size_t offset : {1, 3, 4, 7}) {
-    std::vector<uint8_t> buffer(bytes.size() + 16);
-    uint8_t* start = buffer.data() + offset;
-    if (reinterpret_cast<uintptr_t>(buffer.data()) % 8 != 0) continue;  // vector is 16-aligned
-    std::memcpy(start, bytes.data(), bytes.size());
+    uint8_t* start = reinterpret_cast<uint8_t*>(storage.data()) + offset;
     ASSERT_NE(reinterpret_cast<uintptr_t>(start) % 8, 0u);
+    std::memcpy(start, bytes.data(), bytes.size());
     auto decoded = DecodeCoordinatorToWorker({start, bytes.size()});
     ASSERT_TRUE(decoded.ok()) << "offset " << offset << ": " << decoded.status().ToString();
     EXPECT_TRUE(*decoded == m);
