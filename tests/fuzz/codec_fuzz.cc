@@ -1,10 +1,11 @@
 // libFuzzer target for the protocol decoders (protocol/codec.h): every input is decoded as each of
 // the four directions. Properties: no crash, no sanitizer report, no exception escaping, errors
 // only with the documented codes, and an accepted message re-encodes to one that decodes equal.
-// Seeds: run once with DND_FUZZ_SEED_DIR=<corpus dir> to write one valid message of every kind.
+// Seeds: an empty corpus directory (or $DND_FUZZ_SEED_DIR) receives 13 valid messages first.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <span>
 #include <string>
@@ -87,8 +88,21 @@ void WriteSeeds(const std::string& dir) {
 }  // namespace
 }  // namespace dnd::protocol
 
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  if (const char* dir = std::getenv("DND_FUZZ_SEED_DIR")) dnd::protocol::WriteSeeds(dir);
+// Seeds the corpus: into $DND_FUZZ_SEED_DIR when set, else into every corpus directory on the
+// command line that is still empty (so `make fuzz` starts from valid messages).
+extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  if (const char* dir = std::getenv("DND_FUZZ_SEED_DIR")) {
+    dnd::protocol::WriteSeeds(dir);
+    return 0;
+  }
+  for (int i = 1; i < *argc; ++i) {
+    const std::filesystem::path arg((*argv)[i]);
+    std::error_code ec;
+    if ((*argv)[i][0] != '-' && std::filesystem::is_directory(arg, ec) &&
+        std::filesystem::is_empty(arg, ec)) {
+      dnd::protocol::WriteSeeds(arg.string());
+    }
+  }
   return 0;
 }
 
