@@ -1,0 +1,102 @@
+// dnd-coordinator: binds the worker and client endpoints and runs composition jobs.
+// Flags -> config -> wire the components -> run. See docs/coordinator.md.
+#include <atomic>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include "coordinator/service/coordinator_server.h"
+#include "protocol/curve_keys.h"
+#include "protocol/startup.h"
+#include "protocol/transport.h"
+
+namespace {
+
+// Exit codes: 0 stopped cleanly, 2 bad usage or configuration, 4 cannot bind or serve.
+constexpr int kExitUsage = 2;
+constexpr int kExitServe = 4;
+
+// The server a SIGINT/SIGTERM stops (a signal handler can reach nothing else).
+std::atomic<dnd::coordinator::CoordinatorServer*> g_server_to_stop{nullptr};
+
+void OnStopSignal(int) {
+  if (dnd::coordinator::CoordinatorServer* s = g_server_to_stop.load()) s->RequestStop();
+}
+
+int Fail(int code, const dnd::Status& status) {
+  spdlog::error("{}", status.ToString());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dnd::InitProcess();
+  CLI::App app{"dnd-coordinator: composes private diffusion experts with Divide-and-Denoise"};
+  dnd::coordinator::CoordinatorOptions options;
+  std::string data_dir = options.data_dir.string();
+  bool plain = false;
+  std::string key_dir, key_name, allow_dir;
+  app.add_option("--worker-endpoint", options.worker_endpoint, "where workers connect")
+      ->capture_default_str();
+  app.add_option("--client-endpoint", options.client_endpoint, "where the dnd CLI connects")
+      ->capture_default_str();
+  app.add_option("--data-dir", data_dir, "jobs and results")->capture_default_str();
+  app.add_option("--max-jobs", options.max_concurrent_jobs, "jobs running at once")
+      ->capture_default_str();
+  app.add_option("--step-deadline-ms", options.step_deadline_ms,
+                 "how long a job waits for the experts' replies to one step")
+      ->capture_default_str();
+  app.add_option("--heartbeat-ms", options.heartbeat_interval_ms, "worker heartbeat interval")
+      ->capture_default_str();
+  app.add_option("--liveness-ms", options.worker_liveness_ms,
+                 "a worker silent this long is offline")
+      ->capture_default_str();
+  app.add_flag("--plain", plain, "no encryption or authentication (tests and demos only)");
+  app.add_option("--key-dir", key_dir, "directory with the coordinator's CURVE key pair");
+  app.add_option("--key-name", key_name, "key pair name in --key-dir (NAME.key, NAME.key_secret)");
+  app.add_option("--allow-dir", allow_dir,
+                 "directory of allow-listed public keys (*.key) of workers and clients");
+  CLI11_PARSE(app, argc, argv);
+  options.data_dir = data_dir;
+
+  if (plain) {
+    options.worker_security = dnd::protocol::SecurityOptions::Plain();
+    options.client_security = dnd::protocol::SecurityOptions::Plain();
+  } else {
+    if (key_dir.empty() || key_name.empty() || allow_dir.empty()) {
+      std::fprintf(stderr,
+                   "dnd-coordinator: give --key-dir, --key-name and --allow-dir for CURVE, or "
+                   "--plain\n");
+      return kExitUsage;
+    }
+    auto keys = dnd::protocol::ReadKeyPair(key_dir, key_name);
+    if (!keys.ok()) return Fail(kExitUsage, keys.status());
+    auto allowed = dnd::protocol::ReadAllowList(allow_dir);
+    if (!allowed.ok()) return Fail(kExitUsage, allowed.status());
+    if (allowed->empty()) {
+      return Fail(kExitUsage, dnd::InvalidArgumentError("no *.key files in " + allow_dir +
+                                                        ": nobody could connect"));
+    }
+    options.worker_security = dnd::protocol::SecurityOptions::CurveServer(*keys, *allowed);
+    options.client_security = dnd::protocol::SecurityOptions::CurveServer(*keys, *allowed);
+  }
+
+  auto context = dnd::protocol::TransportContext::Create();
+  if (!context.ok()) return Fail(kExitServe, context.status());
+  auto server = dnd::coordinator::CoordinatorServer::Create(options, **context);
+  if (!server.ok()) return Fail(kExitUsage, server.status());
+  g_server_to_stop.store(server->get());
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  dnd::Status status = (*server)->Run();
+  g_server_to_stop.store(nullptr);
+  if (!status.ok()) return Fail(kExitServe, status);
+  return 0;
+}

@@ -1,0 +1,88 @@
+// The coordinator service: binds the worker and client endpoints, keeps the registry of connected
+// experts, and runs Divide-and-Denoise jobs (and the baselines) across the experts' workers: the
+// per-step loop of METHOD.md (fan out x_t, gather predictions and utilities within a deadline,
+// allocate, optional guidance round, combine, sample). Results go under the data directory.
+// One thread (the one calling Run) owns both sockets and every job: jobs are event-driven state
+// machines, so no job state is shared between threads (docs/coordinator.md).
+#ifndef DND_COORDINATOR_SERVICE_COORDINATOR_SERVER_H_
+#define DND_COORDINATOR_SERVICE_COORDINATOR_SERVER_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "protocol/status.h"
+#include "protocol/transport.h"
+
+namespace dnd::coordinator {
+
+// Values a job gets for what its spec leaves unset (0 / empty). See docs/coordinator.md.
+struct JobDefaults {
+  uint32_t steps = 50;
+  float cfg_scale = 3.0f;
+  double eta = 0.015;             // the paper's DDIM stochasticity
+  double beta_score = 0.01;       // KL weight with the score utility (paper), at 4096 positions
+  double beta_attention = 0.001;  // KL weight with the attention utility (paper), at 4096 positions
+  double gamma = 0.1;             // guidance step (METHOD.md decision)
+  double rho = 1.0;               // proportional fairness share
+  std::string beta_schedule = "scaled_linear";
+  std::string timestep_spacing = "leading";
+};
+
+struct CoordinatorOptions {
+  std::string worker_endpoint = "tcp://0.0.0.0:5555";  // workers connect here
+  std::string client_endpoint = "tcp://0.0.0.0:5556";  // the dnd CLI connects here
+  protocol::SecurityOptions worker_security;           // must be set: CURVE, or Plain() explicitly
+  protocol::SecurityOptions client_security;
+  std::filesystem::path data_dir = "dnd-data";  // jobs/<id>/{image.png, allocation.png, ...}
+  int max_concurrent_jobs = 2;                  // the rest wait in the queue
+  int step_deadline_ms = 60000;                 // per round (step or guidance) of one job
+  int heartbeat_interval_ms = 1000;             // told to workers in HelloAck
+  int worker_liveness_ms = 3000;                // silent this long = offline
+  JobDefaults defaults;
+};
+
+// The endpoints actually bound (with real ports when the options asked for port 0 / "*").
+struct BoundEndpoints {
+  std::string worker;
+  std::string client;
+};
+
+// Thread rule: Create on any thread; Run on the thread that will own the sockets; RequestStop and
+// WaitUntilBound from any thread.
+class CoordinatorServer {
+ public:
+  // InvalidArgument for unset security, bad limits or defaults; FailedPrecondition when the data
+  // directory cannot be created.
+  static StatusOr<std::unique_ptr<CoordinatorServer>> Create(CoordinatorOptions options,
+                                                             protocol::TransportContext& context);
+  ~CoordinatorServer();
+  CoordinatorServer(const CoordinatorServer&) = delete;
+  CoordinatorServer& operator=(const CoordinatorServer&) = delete;
+
+  // Binds both endpoints and serves until RequestStop(). Unavailable when a bind fails. Running
+  // jobs are cancelled ("coordinator stopping") on the way out.
+  Status Run();
+  void RequestStop();
+  // Blocks until Run() has bound its sockets (or failed to); DeadlineExceeded after `timeout`.
+  StatusOr<BoundEndpoints> WaitUntilBound(std::chrono::milliseconds timeout);
+
+ private:
+  class Loop;
+  CoordinatorServer(CoordinatorOptions options, protocol::TransportContext& context);
+  CoordinatorOptions options_;
+  protocol::TransportContext& context_;
+  std::atomic<bool> stop_{false};
+  std::mutex bound_mutex_;
+  std::condition_variable bound_cv_;
+  std::optional<StatusOr<BoundEndpoints>> bound_;  // guarded by bound_mutex_
+};
+
+}  // namespace dnd::coordinator
+
+#endif  // DND_COORDINATOR_SERVICE_COORDINATOR_SERVER_H_

@@ -1,0 +1,73 @@
+// Writes a finished job's results under <data_dir>/jobs/<job id>/: image.png (the final latent
+// decoded), allocation.png (the final allocation over the image, one colour per expert, the
+// fictitious player grey), allocation_steps.png (the allocation's evolution, one tile per
+// snapshot), and record.json (spec, seed, version, per-step diagnostics). Also reads them back for
+// FetchResult. Call only from the coordinator's serving thread.
+#ifndef DND_COORDINATOR_SERVICE_RESULT_WRITER_H_
+#define DND_COORDINATOR_SERVICE_RESULT_WRITER_H_
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "coordinator/service/job.h"
+#include "protocol/messages.h"
+#include "protocol/status.h"
+
+namespace dnd::coordinator {
+
+inline constexpr const char* kImageFile = "image.png";
+inline constexpr const char* kAllocationFile = "allocation.png";
+inline constexpr const char* kAllocationStepsFile = "allocation_steps.png";
+inline constexpr const char* kRecordFile = "record.json";
+
+// An 8-bit RGB image, row-major.
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> rgb;  // width * height * 3
+};
+
+// The colour of player i of n real players (a fixed palette; the fictitious player, i == n, grey).
+std::array<uint8_t, 3> PlayerColour(int player, int num_experts);
+
+// The final latent as a picture. A 1-channel latent is pixel space in [-1, 1] (black = -1); other
+// latent spaces have no decoder here yet, so their channels' mean is shown, rescaled to its range.
+// Each latent position becomes scale x scale pixels.
+RgbImage DecodeLatent(std::span<const float> latent, const method::LatentShape& shape, int scale);
+// Q as colours (sum_i Q_ij colour_i) blended over `image` with weight `opacity` (0 = image only).
+RgbImage OverlayAllocation(const RgbImage& image, std::span<const double> q, int num_players,
+                           const method::LatentShape& shape, double opacity);
+// Tiles side by side with a gap of `gap` white pixels. All tiles have one size.
+RgbImage Strip(const std::vector<RgbImage>& tiles, int gap);
+// Writes a PNG. Internal on an I/O or libpng failure.
+Status WritePng(const RgbImage& image, const std::filesystem::path& file);
+
+class ResultWriter {
+ public:
+  ResultWriter(std::filesystem::path data_dir, int image_scale)
+      : data_dir_(std::move(data_dir)), image_scale_(image_scale) {}
+
+  std::filesystem::path JobDir(const std::string& job_id) const;
+  // Writes the four files of a job whose steps are all done. The record's state is "succeeded".
+  Status WriteSuccess(const Job& job, int64_t wall_ms) const;
+  // Writes record.json only, for a failed or cancelled job (its reason and the steps it did).
+  Status WriteRecordOnly(const Job& job, int64_t wall_ms) const;
+  // The files of a job, for FetchResult. NotFound when the job has none.
+  StatusOr<std::vector<protocol::ResultFile>> Read(const std::string& job_id) const;
+  // The highest job number found under data_dir/jobs ("j-000042" -> 42), so that a restarted
+  // coordinator never reuses an id. 0 when there is none.
+  uint64_t HighestJobNumber() const;
+
+ private:
+  Status WriteRecord(const Job& job, int64_t wall_ms) const;
+  std::filesystem::path data_dir_;
+  int image_scale_;
+};
+
+}  // namespace dnd::coordinator
+
+#endif  // DND_COORDINATOR_SERVICE_RESULT_WRITER_H_

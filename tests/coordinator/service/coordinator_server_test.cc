@@ -1,0 +1,301 @@
+// The coordinator service in-process with two exact-expert workers on loopback (the same sockets
+// and code paths as a deployment): a full job through the client protocol, its result files and
+// record, idempotent submission, bad specs refused with what is available, cancellation, and a
+// job that fails when a worker stops answering while another job continues.
+#include "coordinator/service/coordinator_server.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "protocol/codec.h"
+#include "protocol/messages.h"
+#include "protocol/transport.h"
+#include "tests/support/subprocess.h"
+#include "worker/experts/expert.h"
+#include "worker/service/worker_server.h"
+
+namespace dnd::coordinator {
+namespace {
+
+using protocol::ClientToCoordinator;
+using protocol::CoordinatorToClient;
+
+std::unique_ptr<experts::Expert> ExactExpert(const std::string& name,
+                                             std::vector<std::string> concepts) {
+  experts::ExpertConfig config;
+  config.backend = "exact";
+  config.name = name;
+  config.model_path = std::string(experts::kDefaultFashionMnistDir);
+  config.concepts = std::move(concepts);
+  config.items_per_class = 8;
+  auto expert = experts::CreateExpert(config);
+  DND_CHECK(expert.ok()) << expert.status().ToString();
+  return std::move(expert).value();
+}
+
+class Federation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    context_ = std::move(protocol::TransportContext::Create()).value();
+    data_dir_ = testing::MakeTempDir("dnd-coordinator-test-");
+    CoordinatorOptions options;
+    options.worker_endpoint = "tcp://127.0.0.1:*";
+    options.client_endpoint = "tcp://127.0.0.1:*";
+    options.worker_security = protocol::SecurityOptions::Plain();
+    options.client_security = protocol::SecurityOptions::Plain();
+    options.data_dir = data_dir_;
+    options.max_concurrent_jobs = 2;
+    options.step_deadline_ms = 3000;
+    options.heartbeat_interval_ms = 200;
+    options.worker_liveness_ms = 1500;
+    coordinator_ = std::move(CoordinatorServer::Create(options, *context_)).value();
+    coordinator_thread_ = std::thread([this] { EXPECT_TRUE(coordinator_->Run().ok()); });
+    endpoints_ = coordinator_->WaitUntilBound(std::chrono::seconds(10)).value();
+    AddWorker("footwear", {"sandal", "sneaker", "ankle_boot"});
+    AddWorker("rest", {"trouser", "dress", "bag"});
+    client_ = std::move(protocol::DealerSocket::Connect(*context_, endpoints_.client,
+                                                        protocol::SecurityOptions::Plain()))
+                  .value();
+    WaitForExperts(2);
+  }
+
+  void TearDown() override {
+    client_.reset();
+    for (auto& w : workers_) w->RequestStop();
+    for (auto& t : worker_threads_) t.join();
+    coordinator_->RequestStop();
+    coordinator_thread_.join();
+  }
+
+  void AddWorker(const std::string& name, std::vector<std::string> concepts) {
+    worker::WorkerOptions options;
+    options.coordinator_endpoint = endpoints_.worker;
+    options.security = protocol::SecurityOptions::Plain();
+    options.organisation = name + "-org";
+    options.heartbeat_interval_ms = 200;
+    workers_.push_back(std::move(worker::WorkerServer::Create(
+                                     options, ExactExpert(name, std::move(concepts)), *context_))
+                           .value());
+    worker::WorkerServer* w = workers_.back().get();
+    worker_threads_.emplace_back([w] { EXPECT_TRUE(w->Run().ok()); });
+  }
+
+  CoordinatorToClient Ask(const ClientToCoordinator& request) {
+    EXPECT_TRUE(client_->Send(protocol::Encode(request)).ok());
+    return Reply();
+  }
+
+  CoordinatorToClient Reply(int timeout_ms = 20000) {
+    auto payload = client_->Receive(timeout_ms);
+    if (!payload.ok()) {
+      ADD_FAILURE() << "no reply: " << payload.status().ToString();
+      return protocol::ErrorReply{};
+    }
+    auto decoded = protocol::DecodeCoordinatorToClient(protocol::AsBytes(*payload));
+    EXPECT_TRUE(decoded.ok()) << decoded.status().ToString();
+    return decoded.ok() ? *decoded : protocol::ErrorReply{};
+  }
+
+  void WaitForExperts(size_t n) {
+    for (int i = 0; i < 200; ++i) {
+      auto reply = Ask(protocol::ListExperts{});
+      auto* list = std::get_if<protocol::ExpertList>(&reply);
+      if (list != nullptr && list->experts.size() == n) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL() << "experts did not register";
+  }
+
+  static protocol::JobSpec TwoExpertSpec(uint32_t steps) {
+    protocol::JobSpec spec;
+    spec.experts = {{"footwear", "sneaker", 1.0f}, {"rest", "bag", 1.0f}};
+    spec.strategy = protocol::Strategy::kDnd;
+    spec.fairness.proportional = true;
+    spec.utility = protocol::UtilityKind::kAttention;
+    spec.steps = steps;
+    spec.seed = 7;
+    return spec;
+  }
+
+  std::string Submit(const protocol::JobSpec& spec, const std::string& token = "") {
+    auto reply = Ask(protocol::SubmitJob{.client_token = token, .spec = spec});
+    auto* submitted = std::get_if<protocol::SubmitReply>(&reply);
+    if (submitted == nullptr) {
+      auto* e = std::get_if<protocol::ErrorReply>(&reply);
+      ADD_FAILURE() << "submit refused: " << (e ? e->message : "?");
+      return "";
+    }
+    return submitted->job_id;
+  }
+
+  // Watches the job to its end; returns the final event and counts the events seen.
+  protocol::ProgressEvent WatchToEnd(const std::string& job, int* events) {
+    EXPECT_TRUE(client_->Send(protocol::Encode(protocol::Watch{.job_id = job})).ok());
+    for (;;) {
+      auto m = Reply(60000);
+      auto* e = std::get_if<protocol::ProgressEvent>(&m);
+      if (e == nullptr) {
+        ADD_FAILURE() << "watch ended without a final event";
+        return {};
+      }
+      ++*events;
+      if (e->state != protocol::JobState::kQueued && e->state != protocol::JobState::kRunning) {
+        return *e;
+      }
+    }
+  }
+
+  std::unique_ptr<protocol::TransportContext> context_;
+  std::string data_dir_;
+  std::unique_ptr<CoordinatorServer> coordinator_;
+  std::thread coordinator_thread_;
+  BoundEndpoints endpoints_;
+  std::vector<std::unique_ptr<worker::WorkerServer>> workers_;
+  std::vector<std::thread> worker_threads_;
+  std::unique_ptr<protocol::DealerSocket> client_;
+};
+
+TEST_F(Federation, ListsTheRegisteredExperts) {
+  auto reply = Ask(protocol::ListExperts{});
+  const auto& experts = std::get<protocol::ExpertList>(reply).experts;
+  ASSERT_EQ(experts.size(), 2u);
+  EXPECT_EQ(experts[0].expert_name, "footwear");
+  EXPECT_EQ(experts[0].organisation, "footwear-org");
+  EXPECT_EQ(experts[0].concepts, (std::vector<std::string>{"sandal", "sneaker", "ankle_boot"}));
+  EXPECT_TRUE(experts[0].alive);
+  EXPECT_EQ(experts[1].expert_name, "rest");
+}
+
+TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
+  const std::string job = Submit(TwoExpertSpec(8), "token-1");
+  ASSERT_FALSE(job.empty());
+  // The same client token returns the same job (idempotent submission).
+  EXPECT_EQ(Submit(TwoExpertSpec(8), "token-1"), job);
+  int events = 0;
+  protocol::ProgressEvent last = WatchToEnd(job, &events);
+  ASSERT_EQ(last.state, protocol::JobState::kSucceeded) << last.message;
+  EXPECT_EQ(last.step, 8u);
+  EXPECT_GE(events, 2);
+
+  auto fetched = Ask(protocol::FetchResult{.job_id = job});
+  auto* files = std::get_if<protocol::ResultFiles>(&fetched);
+  ASSERT_NE(files, nullptr);
+  std::vector<std::string> names;
+  for (const auto& f : files->files) names.push_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"image.png", "allocation.png", "allocation_steps.png",
+                                             "record.json"}));
+  for (const auto& f : files->files) {
+    if (f.name.ends_with(".png")) {
+      ASSERT_GE(f.data.size(), 8u);
+      EXPECT_EQ(f.data[1], 'P');  // \x89PNG
+      EXPECT_EQ(f.data[2], 'N');
+    }
+  }
+  const auto record =
+      nlohmann::json::parse(std::string(files->files[3].data.begin(), files->files[3].data.end()));
+  EXPECT_EQ(record["state"], "succeeded");
+  EXPECT_EQ(record["seed"], 7);
+  EXPECT_EQ(record["spec"]["strategy"], "dnd");
+  ASSERT_EQ(record["steps"].size(), 8u);
+  for (const auto& step : record["steps"]) {
+    // Shares of the two experts and the fictitious player sum to 1.
+    double total = 0;
+    for (double s : step["share"]) total += s;
+    EXPECT_NEAR(total, 1.0, 1e-6);
+    EXPECT_EQ(step["step_latency_ms"].size(), 2u);
+    EXPECT_EQ(step["guidance_latency_ms"].size(), 2u);  // guidance is on by default
+  }
+  // Proportional fairness (rho = 1, n = 2): each expert gets at least half of its own utility at
+  // the last step, within the solver's tolerance.
+  const auto& final_step = record["steps"][7];
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_GE(final_step["utility"][i].get<double>(),
+              final_step["fair_share"][i].get<double>() - 1e-4);
+  }
+  EXPECT_TRUE(
+      std::filesystem::exists(std::filesystem::path(data_dir_) / "jobs" / job / "image.png"));
+}
+
+TEST_F(Federation, RefusesBadSpecsSayingWhatIsAvailable) {
+  protocol::JobSpec unknown_expert = TwoExpertSpec(4);
+  unknown_expert.experts[1].expert_name = "cats";
+  auto r1 = Ask(protocol::SubmitJob{.client_token = "", .spec = unknown_expert});
+  auto* e1 = std::get_if<protocol::ErrorReply>(&r1);
+  ASSERT_NE(e1, nullptr);
+  EXPECT_EQ(e1->code, StatusCode::kNotFound);
+  EXPECT_NE(e1->message.find("footwear (sandal, sneaker, ankle_boot)"), std::string::npos)
+      << e1->message;
+
+  protocol::JobSpec unknown_concept = TwoExpertSpec(4);
+  unknown_concept.experts[0].concept_name = "bag";
+  auto r2 = Ask(protocol::SubmitJob{.client_token = "", .spec = unknown_concept});
+  auto* e2 = std::get_if<protocol::ErrorReply>(&r2);
+  ASSERT_NE(e2, nullptr);
+  EXPECT_EQ(e2->code, StatusCode::kInvalidArgument);
+  EXPECT_NE(e2->message.find("it knows: sandal, sneaker, ankle_boot"), std::string::npos)
+      << e2->message;
+
+  protocol::JobSpec bad_numbers = TwoExpertSpec(4);
+  bad_numbers.gamma = 50;
+  auto r3 = Ask(protocol::SubmitJob{.client_token = "", .spec = bad_numbers});
+  auto* e3 = std::get_if<protocol::ErrorReply>(&r3);
+  ASSERT_NE(e3, nullptr);
+  EXPECT_EQ(e3->code, StatusCode::kInvalidArgument);
+  EXPECT_NE(e3->message.find("gamma"), std::string::npos) << e3->message;
+
+  auto r4 = Ask(protocol::GetStatus{.job_id = "j-999999"});
+  auto* e4 = std::get_if<protocol::ErrorReply>(&r4);
+  ASSERT_NE(e4, nullptr);
+  EXPECT_EQ(e4->code, StatusCode::kNotFound);
+}
+
+TEST_F(Federation, CancelStopsARunningJobWithinAStep) {
+  const std::string job = Submit(TwoExpertSpec(200));
+  ASSERT_FALSE(job.empty());
+  // Wait until it runs.
+  for (int i = 0; i < 200; ++i) {
+    auto s = Ask(protocol::GetStatus{.job_id = job});
+    if (std::get<protocol::StatusReply>(s).jobs[0].step >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto cancelled = Ask(protocol::Cancel{.job_id = job});
+  ASSERT_TRUE(std::holds_alternative<protocol::CancelReply>(cancelled));
+  EXPECT_TRUE(std::get<protocol::CancelReply>(cancelled).accepted);
+  auto s1 = std::get<protocol::StatusReply>(Ask(protocol::GetStatus{.job_id = job})).jobs[0];
+  EXPECT_EQ(s1.state, protocol::JobState::kCancelled);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto s2 = std::get<protocol::StatusReply>(Ask(protocol::GetStatus{.job_id = job})).jobs[0];
+  EXPECT_EQ(s2.step, s1.step) << "steps went on after the cancel";
+  EXPECT_LT(s2.step, 200u);
+}
+
+TEST_F(Federation, AJobFailsWhenItsWorkerStopsAnsweringAndOthersContinue) {
+  // A third expert whose worker will stop: its job must fail with the reason; a job of the other
+  // two experts, submitted at the same time, must still succeed.
+  AddWorker("tops", {"t_shirt", "pullover", "coat", "shirt"});
+  WaitForExperts(3);
+  protocol::JobSpec doomed = TwoExpertSpec(300);
+  doomed.experts[1] = {"tops", "coat", 1.0f};
+  const std::string doomed_id = Submit(doomed);
+  const std::string healthy_id = Submit(TwoExpertSpec(6));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  workers_.back()->RequestStop();
+  int events = 0;
+  protocol::ProgressEvent doomed_end = WatchToEnd(doomed_id, &events);
+  EXPECT_EQ(doomed_end.state, protocol::JobState::kFailed);
+  EXPECT_NE(doomed_end.message.find("tops"), std::string::npos) << doomed_end.message;
+  protocol::ProgressEvent healthy_end = WatchToEnd(healthy_id, &events);
+  EXPECT_EQ(healthy_end.state, protocol::JobState::kSucceeded) << healthy_end.message;
+}
+
+}  // namespace
+}  // namespace dnd::coordinator
