@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <utility>
 #include <vector>
 
@@ -33,16 +32,16 @@ struct Forward {
 class ExactExpert final : public Expert {
  public:
   ExactExpert(ExpertInfo info, const ExpertConfig& config, at::Tensor weights,
-              at::Tensor item_sq_norms, at::Tensor log_prior, at::Tensor item_class)
+              at::Tensor item_sq_norms, at::Tensor log_prior)
       : info_(std::move(info)),
         score_options_(config.score_map),
         s0_sq_(config.component_std * config.component_std),
+        items_per_class_(config.items_per_class),
         dtype_(config.exact_float64 ? at::kDouble : at::kFloat),
         weights_(std::move(weights)),
         items_(weights_.narrow(1, 0, 1).contiguous()),
         item_sq_norms_(std::move(item_sq_norms)),
-        log_prior_(std::move(log_prior)),
-        item_class_(std::move(item_class)) {}
+        log_prior_(std::move(log_prior)) {}
 
   const ExpertInfo& Describe() const override { return info_; }
 
@@ -166,12 +165,12 @@ class ExactExpert final : public Expert {
   }
 
   // The posterior means of the conditional (requested class) and unconditional (all classes)
-  // mixtures, as epsilon predictions, in one batched computation (docs/experts.md).
+  // mixtures, as epsilon predictions, in one batched computation: one cross-correlation gives the
+  // logits of both (docs/experts.md).
   Forward Run(const Packed& packed) const {
     const at::Tensor& x = packed.x;
     const at::Tensor& a = packed.alpha;
     const int64_t count = x.size(0);
-    const int64_t num_items = items_.size(0);
     const at::Tensor sqrt_a = a.sqrt();
     const at::Tensor variance = a * s0_sq_ + (1.0 - a);  // v = a s0^2 + 1 - a
     // Responsibility logits of every (item, offset): log prior + (sqrt(a)<z, P_p d_k> -
@@ -179,28 +178,33 @@ class ExactExpert final : public Expert {
     const at::Tensor correlation = at::conv2d(x + sqrt_a, items_);  // [B, N, 37, 37]
     const at::Tensor logits =
         (sqrt_a * correlation - 0.5 * a * item_sq_norms_) / variance + log_prior_;
-    // Conditional: only the requested class's items; unconditional: every item (equal weights).
-    const at::Tensor in_class =
-        item_class_.view({1, num_items}) == packed.class_index.view({count, 1});  // [B, N]
-    const at::Tensor cond_logits =
-        logits.masked_fill(in_class.logical_not().view({count, num_items, 1, 1}),
-                           -std::numeric_limits<double>::infinity());
-    const at::Tensor r_cond = at::softmax(cond_logits.view({count, -1}), 1).view_as(logits);
+    // Unconditional: the softmax over every item (equal weights) and one transposed convolution,
+    // sum_kp r_kp P_p d_k.
     const at::Tensor r_uncond = at::softmax(logits.view({count, -1}), 1).view_as(logits);
-    // sum_kp r_kp P_p [d_k, mask_k]: the transposed convolution of the responsibilities.
-    at::Tensor pasted_cond;
-    at::Tensor pasted_uncond;
-    Forward forward;
-    if (packed.any_attention) {
-      const at::Tensor both = at::conv_transpose2d(r_cond, weights_);  // [B, 2, 64, 64]
-      pasted_cond = both.narrow(1, 0, 1);
-      forward.footprint = both.select(1, 1);
-      pasted_uncond = at::conv_transpose2d(r_uncond, items_);
-    } else {
-      const at::Tensor both = at::conv_transpose2d(at::cat({r_cond, r_uncond}, 0), items_);
-      pasted_cond = both.narrow(0, 0, count);
-      pasted_uncond = both.narrow(0, count, count);
+    const at::Tensor pasted_uncond = at::conv_transpose2d(r_uncond, items_);  // [B, 1, 64, 64]
+    // Conditional: only the requested class's K items have weight, so the softmax and the
+    // transposed convolution run on that class's slice of channels, one group of batch items per
+    // class (K of the N channels: a third of the work of masking the others with -inf for three
+    // classes).
+    const int64_t channels =
+        packed.any_attention ? 2 : 1;  // channel 1: the footprint sum_kp r P_p m_k
+    const at::Tensor& weights = packed.any_attention ? weights_ : items_;
+    at::Tensor pasted_cond = at::zeros({count, channels, kSide, kSide}, x.options());
+    const at::Tensor class_index = packed.class_index;
+    for (int64_t c = 0; c < static_cast<int64_t>(info_.concepts.size()); ++c) {
+      const at::Tensor members = (class_index == c).nonzero().view({-1});
+      if (members.numel() == 0) continue;
+      const at::Tensor class_logits =
+          logits.index_select(0, members).narrow(1, c * items_per_class_, items_per_class_);
+      const at::Tensor r_cond =
+          at::softmax(class_logits.reshape({members.numel(), -1}), 1).view_as(class_logits);
+      const at::Tensor pasted =
+          at::conv_transpose2d(r_cond, weights.narrow(0, c * items_per_class_, items_per_class_));
+      pasted_cond = pasted_cond.index_copy(0, members, pasted);
     }
+    Forward forward;
+    if (packed.any_attention) forward.footprint = pasted_cond.select(1, 1);
+    pasted_cond = pasted_cond.narrow(1, 0, 1);
     // Per component, E[x0 | x_t, k, p] = mu_kp + c (x_t - sqrt(a) mu_kp), c = sqrt(a) s0^2 / v;
     // summed with the responsibilities: x0 = (1 - c sqrt(a)) mbar + c x_t, mbar = -1 + pasted.
     const at::Tensor c = sqrt_a * s0_sq_ / variance;
@@ -225,12 +229,12 @@ class ExactExpert final : public Expert {
   const ExpertInfo info_;
   const ScoreMapOptions score_options_;
   const double s0_sq_;
+  const int64_t items_per_class_;  // K; item k belongs to concept k / K
   const at::ScalarType dtype_;
   const at::Tensor weights_;        // [N, 2, 28, 28]: channel 0 = d_k, channel 1 = mask of item k
   const at::Tensor items_;          // [N, 1, 28, 28]: d_k
   const at::Tensor item_sq_norms_;  // [1, N, 1, 1]: ||d_k||^2
   const at::Tensor log_prior_;      // [1, 1, 37, 37]: log position prior, normalised
-  const at::Tensor item_class_;     // [N], int64: concept index of item k
 };
 
 }  // namespace
@@ -259,7 +263,6 @@ StatusOr<std::unique_ptr<Expert>> CreateExactExpert(const ExpertConfig& config) 
   const at::ScalarType dtype = config.exact_float64 ? at::kDouble : at::kFloat;
   const int64_t num_items = static_cast<int64_t>(items.size());
   at::Tensor weights = at::empty({num_items, 2, 28, 28}, at::kDouble);
-  at::Tensor item_class = at::empty({num_items}, at::kLong);
   double* w = weights.data_ptr<double>();
   for (int64_t k = 0; k < num_items; ++k) {
     for (int j = 0; j < kFashionMnistPixels; ++j) {
@@ -267,7 +270,6 @@ StatusOr<std::unique_ptr<Expert>> CreateExactExpert(const ExpertConfig& config) 
       w[(k * 2 + 0) * kFashionMnistPixels + j] = pixel / 127.5;  // (pixel/127.5 - 1) - (-1)
       w[(k * 2 + 1) * kFashionMnistPixels + j] = pixel > 0 ? 1.0 : 0.0;
     }
-    item_class.data_ptr<int64_t>()[k] = k / config.items_per_class;
   }
   const at::Tensor item_sq_norms =
       weights.select(1, 0).pow(2).sum({1, 2}).view({1, num_items, 1, 1});
@@ -290,8 +292,7 @@ StatusOr<std::unique_ptr<Expert>> CreateExactExpert(const ExpertConfig& config) 
   info.prediction_type = PredictionType::kEpsilon;
   info.utilities = {UtilityKind::kScore, UtilityKind::kAttention};
   return std::unique_ptr<Expert>(new ExactExpert(std::move(info), config, weights.to(dtype),
-                                                 item_sq_norms.to(dtype), log_prior.to(dtype),
-                                                 item_class));
+                                                 item_sq_norms.to(dtype), log_prior.to(dtype)));
 }
 
 }  // namespace dnd::experts
