@@ -4,7 +4,9 @@
 #include "coordinator/method/allocation.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <utility>
@@ -95,133 +97,278 @@ StatusOr<Allocation> Allocation::VerticalStrips(int num_experts, int height, int
   return FromMasks(masks, height * width);
 }
 
+namespace {
+
+// Sum and minimum of a float row. Four partial sums so the loop vectorises; the order of the
+// additions is fixed by this code, so the result is the same on every machine.
+void SumAndMin(const float* __restrict x, size_t len, double* sum, float* lowest) {
+  double s[4] = {0, 0, 0, 0};
+  float lo[4] = {0, 0, 0, 0};
+  size_t j = 0;
+  for (; j + 4 <= len; j += 4) {
+    for (size_t l = 0; l < 4; ++l) {
+      s[l] += x[j + l];
+      lo[l] = x[j + l] < lo[l] ? x[j + l] : lo[l];
+    }
+  }
+  for (; j < len; ++j) {
+    s[0] += x[j];
+    lo[0] = x[j] < lo[0] ? x[j] : lo[0];
+  }
+  *sum = (s[0] + s[1]) + (s[2] + s[3]);
+  *lowest = std::min(std::min(lo[0], lo[1]), std::min(lo[2], lo[3]));
+}
+
+// sum_j a_j, sum_j a_j b_j and sum_j a_j b_j c_j with four partial sums (as SumAndMin).
+double Sum(const double* __restrict a, size_t len) {
+  double s[4] = {0, 0, 0, 0};
+  size_t j = 0;
+  for (; j + 4 <= len; j += 4) {
+    for (size_t l = 0; l < 4; ++l) s[l] += a[j + l];
+  }
+  for (; j < len; ++j) s[0] += a[j];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+double SumProduct(const double* __restrict a, const double* __restrict b, size_t len) {
+  double s[4] = {0, 0, 0, 0};
+  size_t j = 0;
+  for (; j + 4 <= len; j += 4) {
+    for (size_t l = 0; l < 4; ++l) s[l] += a[j + l] * b[j + l];
+  }
+  for (; j < len; ++j) s[0] += a[j] * b[j];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+double SumProduct(const double* __restrict a, const double* __restrict b,
+                  const double* __restrict c, size_t len) {
+  double s[4] = {0, 0, 0, 0};
+  size_t j = 0;
+  for (; j + 4 <= len; j += 4) {
+    for (size_t l = 0; l < 4; ++l) s[l] += a[j + l] * b[j + l] * c[j + l];
+  }
+  for (; j < len; ++j) s[0] += a[j] * b[j] * c[j];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// sum_j log x_j for len <= 128 values x_j in [1, 2^63] (Z_j is in [1, n+1]): eight running
+// products of at most 16 factors each (below 2^1008, no overflow), then eight logs.
+double SumOfLogs(const double* __restrict x, size_t len) {
+  constexpr size_t kLanes = 8;
+  double prod[kLanes];
+  for (size_t l = 0; l < kLanes; ++l) prod[l] = 1.0;
+  size_t j = 0;
+  for (; j + kLanes <= len; j += kLanes) {
+    for (size_t l = 0; l < kLanes; ++l) prod[l] *= x[j + l];
+  }
+  for (size_t l = 0; j + l < len; ++l) prod[l] *= x[j + l];
+  double s = 0;
+  for (size_t l = 0; l < kLanes; ++l) s += internal::LogPositive(prod[l]);
+  return s;
+}
+
+// Positions are processed in chunks of this many, so that one evaluation of the dual reads each
+// (n+1) x m input once and keeps its per-chunk intermediates in L1.
+constexpr size_t kChunk = 128;
+static_assert(kChunk <= 128, "SumOfLogs takes at most 128 values");
+
+}  // namespace
+
 // Workspace and constraint structure of one solver.
 struct AllocationSolver::Impl {
   int n = 0;  // real experts; players are 0..n, n is the fictitious one
   int m = 0;
+  double min_prior = 0;
   std::vector<Constraint> constraints;
-  // (player, util_row) pairs whose M = sum_j Q_ij u_kj the constraints read.
+  // (player, util_row) pairs whose M = sum_j Q_ij u_kj the constraints read; pairs [0, n] are
+  // (i, i), every player's utility obtained (a diagnostic).
   std::vector<std::pair<int, int>> pairs;
   std::vector<std::vector<std::pair<int, double>>> constraint_pairs;  // per c: (pair index, coef)
   // Hessian second-moment terms: T(i, k, l) = sum_j Q_ij u_kj u_lj.
   std::vector<std::array<int, 3>> triples;
   std::vector<std::vector<std::pair<int, double>>> hessian_terms;  // per (c, d) c <= d
 
-  std::vector<double> u;               // normalised utilities, (n+1) x m
-  std::vector<double> base;            // log prev + u / beta, (n+1) x m
-  std::vector<double> w;               // exp(e - colmax), then Q, (n+1) x m
-  std::vector<double> colmax, colsum;  // m
-  std::vector<double> means;           // C x m: m^c_j = sum_i Q_ij phi^c_ij
-  std::vector<double> lambda;          // warm start, C
+  // The dual at one lambda (Evaluate) with the Q(lambda) it comes from; the Hessian is filled by
+  // Hessian() only when a Newton step needs it.
+  struct Evaluation {
+    double value = 0;                // f(lambda)
+    std::vector<double> lhs;         // sum_ij Q_ij phi^c_ij, per constraint; grad f = b - lhs
+    std::vector<double> pair_value;  // M = sum_j Q_ij u_kj, per pair
+    std::vector<double> share;       // sum_j Q_ij, per player
+    std::vector<double> q;           // Q, (n+1) x m
+    std::vector<double> colmax;      // max_i e_ij, per position
+    std::vector<double> z;           // Z_j = sum_i exp(e_ij - colmax_j), in [1, n+1], per position
+    Eigen::MatrixXd hessian;         // Hess f, C x C
+  };
 
-  // Exponents e_ij = base_ij - sum_k A_ik u_kj into w, then w = exp(e - max_i e), colsum = Z_j.
-  // Returns f(lambda) = <b, lambda> + sum_j log Z_j.
-  double Value(const std::vector<double>& lam);
-  // From w and colsum of the last Value(): Q into w, gradient g = b - lhs and Hessian H.
-  void Derivatives(std::vector<double>* lhs, Eigen::MatrixXd* hessian, bool want_hessian);
-  double Dot(int i, int k) const;
+  std::vector<double> u;  // normalised utilities, (n+1) x m
+  // log max(Q_{t+1}, min_prior) + u / beta_eff (+ a per-position constant, see StoreLogQ),
+  // (n+1) x m. Between calls it holds log max(Q_t, min_prior) + log Z_j of the last result.
+  std::vector<double> base;
+  bool base_is_log_q = false;   // base holds the log of current.q (the last result)
+  std::vector<double> scratch;  // m: column sums of a foreign previous allocation; StoreLogQ
+  Evaluation current, trial;    // at lambda, and at the line search's trial point
+  std::vector<double> lambda;   // warm start, C
+  // Per-chunk workspace: exponents then exp weights, (n+1) x kChunk; m^c_j, C x kChunk.
+  std::vector<double> chunk_w, chunk_means;
+
+  // A_ik = sum_c lambda_c coef_c(i, k), (n+1) x n row-major.
+  std::vector<double> Coupling(const std::vector<double>& lam) const;
+  // f(lambda), Q(lambda) and grad f = b - lhs in one pass over positions:
+  //   e_ij = base_ij - sum_k A_ik u_kj, Q_ij = exp(e_ij - max_i e_ij) / Z_j,
+  //   f = <b, lambda> + sum_j (max_i e_ij + log Z_j).
+  void Evaluate(const std::vector<double>& lam, Evaluation* ev);
+  // Hess f at ev's lambda from ev->q: sum_j Cov_{Q_.j}(phi^c, phi^d), one pass over positions.
+  void Hessian(Evaluation* ev);
+  // base := log max(Q_ij, min_prior) + log Z_j of current, for the next call (the constant
+  // log Z_j of each position leaves that call's Q unchanged and shifts its f by a constant).
+  void StoreLogQ();
 };
 
-double AllocationSolver::Impl::Value(const std::vector<double>& lam) {
-  const int players = n + 1;
-  const size_t msz = static_cast<size_t>(m);
-  // A_ik = sum_c lambda_c coef (terms with player i and util_row k).
-  std::vector<double> a(static_cast<size_t>(players) * n, 0.0);
+std::vector<double> AllocationSolver::Impl::Coupling(const std::vector<double>& lam) const {
+  std::vector<double> a(static_cast<size_t>(n + 1) * n, 0.0);
   for (size_t c = 0; c < constraints.size(); ++c) {
     if (lam[c] == 0) continue;
     for (const Term& t : constraints[c].terms) a[t.player * n + t.util_row] += lam[c] * t.coef;
   }
-  double* __restrict cm = colmax.data();
-  std::fill(colmax.begin(), colmax.end(), -std::numeric_limits<double>::infinity());
-  for (int i = 0; i < players; ++i) {
-    double* __restrict e = w.data() + i * msz;
-    const double* __restrict bi = base.data() + i * msz;
-    std::copy(bi, bi + msz, e);
-    for (int k = 0; k < n; ++k) {
-      const double aik = a[i * n + k];
-      if (aik == 0) continue;
-      const double* __restrict uk = u.data() + k * msz;
-      for (size_t j = 0; j < msz; ++j) e[j] -= aik * uk[j];
-    }
-    for (size_t j = 0; j < msz; ++j) cm[j] = e[j] > cm[j] ? e[j] : cm[j];
-  }
-  double* __restrict cs = colsum.data();
-  std::fill(colsum.begin(), colsum.end(), 0.0);
-  for (int i = 0; i < players; ++i) {
-    double* __restrict e = w.data() + i * msz;
-    for (size_t j = 0; j < msz; ++j) {
-      e[j] = internal::ExpNonPositive(e[j] - cm[j]);
-      cs[j] += e[j];
-    }
-  }
-  double total = 0;
-  for (size_t j = 0; j < msz; ++j) total += cm[j] + internal::LogPositive(cs[j]);
-  for (size_t c = 0; c < constraints.size(); ++c) total += constraints[c].b * lam[c];
-  return total;
+  return a;
 }
 
-double AllocationSolver::Impl::Dot(int i, int k) const {
-  const size_t msz = static_cast<size_t>(m);
-  const double* __restrict q = w.data() + i * msz;
-  const double* __restrict uk = u.data() + k * msz;
-  double s = 0;
-  for (size_t j = 0; j < msz; ++j) s += q[j] * uk[j];
-  return s;
-}
-
-void AllocationSolver::Impl::Derivatives(std::vector<double>* lhs, Eigen::MatrixXd* hessian,
-                                         bool want_hessian) {
+void AllocationSolver::Impl::Evaluate(const std::vector<double>& lam, Evaluation* ev) {
   const int players = n + 1;
   const size_t msz = static_cast<size_t>(m);
-  // Q = w / Z.
-  double* __restrict cs = colsum.data();
-  for (size_t j = 0; j < msz; ++j) cs[j] = 1.0 / cs[j];
-  for (int i = 0; i < players; ++i) {
-    double* __restrict q = w.data() + i * msz;
-    for (size_t j = 0; j < msz; ++j) q[j] *= cs[j];
-  }
   const size_t num_c = constraints.size();
-  std::vector<double> pair_value(pairs.size());
-  for (size_t p = 0; p < pairs.size(); ++p) pair_value[p] = Dot(pairs[p].first, pairs[p].second);
-  lhs->assign(num_c, 0.0);
-  for (size_t c = 0; c < num_c; ++c) {
-    for (const auto& [p, coef] : constraint_pairs[c]) (*lhs)[c] += coef * pair_value[p];
-  }
-  if (!want_hessian || num_c == 0) return;
-  // Cov_j(phi^c, phi^d) summed over j = sum of second moments - sum_j m^c_j m^d_j.
-  std::vector<double> triple_value(triples.size());
-  for (size_t t = 0; t < triples.size(); ++t) {
-    const auto [i, k, l] = triples[t];
-    const double* __restrict q = w.data() + i * msz;
-    const double* __restrict uk = u.data() + k * msz;
-    const double* __restrict ul = u.data() + l * msz;
-    double s = 0;
-    for (size_t j = 0; j < msz; ++j) s += q[j] * uk[j] * ul[j];
-    triple_value[t] = s;
-  }
-  for (size_t c = 0; c < num_c; ++c) {
-    double* __restrict mc = means.data() + c * msz;
-    std::fill(mc, mc + msz, 0.0);
-    for (const Term& t : constraints[c].terms) {
-      const double* __restrict q = w.data() + t.player * msz;
-      const double* __restrict uk = u.data() + t.util_row * msz;
-      const double coef = t.coef;
-      for (size_t j = 0; j < msz; ++j) mc[j] += coef * q[j] * uk[j];
+  const std::vector<double> a = Coupling(lam);
+  ev->pair_value.assign(pairs.size(), 0.0);
+  ev->share.assign(players, 0.0);
+  double total = 0;
+  double inv_z[kChunk];
+  for (size_t j0 = 0; j0 < msz; j0 += kChunk) {
+    const size_t len = std::min(kChunk, msz - j0);
+    // e_ij = base_ij - sum_k A_ik u_kj; colmax_j = max_i e_ij.
+    double* __restrict colmax = ev->colmax.data() + j0;
+    std::fill(colmax, colmax + len, -std::numeric_limits<double>::infinity());
+    for (int i = 0; i < players; ++i) {
+      double* __restrict e = chunk_w.data() + i * kChunk;
+      const double* __restrict bi = base.data() + i * msz + j0;
+      std::copy(bi, bi + len, e);
+      for (int k = 0; k < n; ++k) {
+        const double aik = a[i * n + k];
+        if (aik == 0) continue;
+        const double* __restrict uk = u.data() + k * msz + j0;
+        for (size_t j = 0; j < len; ++j) e[j] -= aik * uk[j];
+      }
+      for (size_t j = 0; j < len; ++j) colmax[j] = e[j] > colmax[j] ? e[j] : colmax[j];
+    }
+    // w_ij = exp(e_ij - colmax_j), Z_j = sum_i w_ij.
+    double* __restrict z = ev->z.data() + j0;
+    std::fill(z, z + len, 0.0);
+    for (int i = 0; i < players; ++i) {
+      double* __restrict w = chunk_w.data() + i * kChunk;
+      for (size_t j = 0; j < len; ++j) {
+        w[j] = internal::ExpNonPositive(w[j] - colmax[j]);
+        z[j] += w[j];
+      }
+    }
+    // f's share: sum_j (colmax_j + log Z_j); Q_ij = w_ij / Z_j.
+    total += Sum(colmax, len) + SumOfLogs(z, len);
+    for (size_t j = 0; j < len; ++j) inv_z[j] = 1.0 / z[j];
+    for (int i = 0; i < players; ++i) {
+      const double* __restrict w = chunk_w.data() + i * kChunk;
+      double* __restrict q = ev->q.data() + i * msz + j0;
+      for (size_t j = 0; j < len; ++j) q[j] = w[j] * inv_z[j];
+      ev->share[i] += Sum(q, len);
+    }
+    // The pair values M = sum_j Q_ij u_kj, from which lhs_c = sum over the row's terms of coef M.
+    for (size_t p = 0; p < pairs.size(); ++p) {
+      const auto [i, k] = pairs[p];
+      ev->pair_value[p] += SumProduct(ev->q.data() + i * msz + j0, u.data() + k * msz + j0, len);
     }
   }
-  hessian->resize(num_c, num_c);
+  for (size_t c = 0; c < num_c; ++c) total += constraints[c].b * lam[c];
+  ev->value = total;
+  ev->lhs.assign(num_c, 0.0);
+  for (size_t c = 0; c < num_c; ++c) {
+    for (const auto& [p, coef] : constraint_pairs[c]) ev->lhs[c] += coef * ev->pair_value[p];
+  }
+}
+
+void AllocationSolver::Impl::Hessian(Evaluation* ev) {
+  const size_t msz = static_cast<size_t>(m);
+  const size_t num_c = constraints.size();
+  // Cov_j(phi^c, phi^d) summed over j = second moments - sum_j m^c_j m^d_j, with
+  // m^c_j = sum_i Q_ij phi^c_ij.
+  std::vector<double> triple_value(triples.size(), 0.0);
+  std::vector<double> cross(num_c * (num_c + 1) / 2, 0.0);
+  for (size_t j0 = 0; j0 < msz; j0 += kChunk) {
+    const size_t len = std::min(kChunk, msz - j0);
+    for (size_t t = 0; t < triples.size(); ++t) {
+      const auto [i, k, l] = triples[t];
+      triple_value[t] += SumProduct(ev->q.data() + i * msz + j0, u.data() + k * msz + j0,
+                                    u.data() + l * msz + j0, len);
+    }
+    for (size_t c = 0; c < num_c; ++c) {
+      double* __restrict mc = chunk_means.data() + c * kChunk;
+      std::fill(mc, mc + len, 0.0);
+      for (const Term& t : constraints[c].terms) {
+        const double* __restrict q = ev->q.data() + t.player * msz + j0;
+        const double* __restrict uk = u.data() + t.util_row * msz + j0;
+        const double coef = t.coef;
+        for (size_t j = 0; j < len; ++j) mc[j] += coef * q[j] * uk[j];
+      }
+    }
+    size_t index = 0;
+    for (size_t c = 0; c < num_c; ++c) {
+      for (size_t d = c; d < num_c; ++d, ++index) {
+        cross[index] +=
+            SumProduct(chunk_means.data() + c * kChunk, chunk_means.data() + d * kChunk, len);
+      }
+    }
+  }
+  ev->hessian.resize(num_c, num_c);
   size_t index = 0;
   for (size_t c = 0; c < num_c; ++c) {
     for (size_t d = c; d < num_c; ++d, ++index) {
       double second = 0;
       for (const auto& [t, coef] : hessian_terms[index]) second += coef * triple_value[t];
-      const double* __restrict mc = means.data() + c * msz;
-      const double* __restrict md = means.data() + d * msz;
-      double cross = 0;
-      for (size_t j = 0; j < msz; ++j) cross += mc[j] * md[j];
-      (*hessian)(c, d) = (*hessian)(d, c) = second - cross;
+      ev->hessian(c, d) = ev->hessian(d, c) = second - cross[index];
     }
   }
+}
+
+void AllocationSolver::Impl::StoreLogQ() {
+  const int players = n + 1;
+  const size_t msz = static_cast<size_t>(m);
+  const std::vector<double> a = Coupling(lambda);
+  // t_ij = e_ij - colmax_j = log Q_ij + log Z_j (<= 0), and colmin_j = min_i t_ij.
+  const double* __restrict colmax = current.colmax.data();
+  double* __restrict colmin = scratch.data();
+  std::fill(scratch.begin(), scratch.end(), 0.0);
+  for (int i = 0; i < players; ++i) {
+    double* __restrict b = base.data() + i * msz;
+    for (int k = 0; k < n; ++k) {
+      const double aik = a[i * n + k];
+      if (aik == 0) continue;
+      const double* __restrict uk = u.data() + k * msz;
+      for (size_t j = 0; j < msz; ++j) b[j] -= aik * uk[j];
+    }
+    for (size_t j = 0; j < msz; ++j) {
+      b[j] -= colmax[j];
+      colmin[j] = b[j] < colmin[j] ? b[j] : colmin[j];
+    }
+  }
+  // The floor: log max(Q, min_prior) + log Z_j = max(t_ij, log min_prior + log Z_j). As
+  // 0 <= log Z_j <= log(n+1), only positions with some t_ij below log min_prior + log(n+1) can
+  // be affected, and only those need log Z_j.
+  const double log_floor = std::log(min_prior);
+  const double threshold = log_floor + std::log(static_cast<double>(players));
+  for (size_t j = 0; j < msz; ++j) {
+    if (!(colmin[j] < threshold)) continue;
+    const double floor_j = log_floor + internal::LogPositive(current.z[j]);
+    for (int i = 0; i < players; ++i) {
+      double& b = base[i * msz + j];
+      b = b > floor_j ? b : floor_j;
+    }
+  }
+  base_is_log_q = true;
 }
 
 AllocationSolver::AllocationSolver(const AllocationOptions& options, int num_experts,
@@ -302,8 +449,13 @@ StatusOr<std::unique_ptr<AllocationSolver>> AllocationSolver::Create(
       }
     }
   }
+  s.min_prior = options.min_prior;
   const size_t num_c = s.constraints.size();
   std::map<std::pair<int, int>, int> pair_index;
+  for (int i = 0; i <= n; ++i) {
+    pair_index.emplace(std::make_pair(i, i), i);
+    s.pairs.push_back({i, i});
+  }
   s.constraint_pairs.resize(num_c);
   for (size_t c = 0; c < num_c; ++c) {
     for (const Term& t : s.constraints[c].terms) {
@@ -333,10 +485,14 @@ StatusOr<std::unique_ptr<AllocationSolver>> AllocationSolver::Create(
   const size_t total = static_cast<size_t>(n + 1) * num_positions;
   s.u.resize(total);
   s.base.resize(total);
-  s.w.resize(total);
-  s.colmax.resize(num_positions);
-  s.colsum.resize(num_positions);
-  s.means.resize(num_c * num_positions);
+  s.scratch.resize(num_positions);
+  for (Impl::Evaluation* ev : {&s.current, &s.trial}) {
+    ev->q.resize(total);
+    ev->colmax.resize(num_positions);
+    ev->z.resize(num_positions);
+  }
+  s.chunk_w.resize(static_cast<size_t>(n + 1) * kChunk);
+  s.chunk_means.resize(num_c * kChunk);
   s.lambda.assign(num_c, 0.0);
   return solver;
 }
@@ -366,16 +522,14 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
                                 " values, expected (n+1) x m = " + std::to_string(players) + " x " +
                                 std::to_string(s.m));
   }
-  // Utilities: finite, >= 0, row sum > 0; then normalised rows. The checks are reductions (cheap);
-  // the offending entry is searched only on failure.
+  // Utilities: finite, >= 0, row sum > 0. The checks are reductions; the offending entry is
+  // searched only on failure.
+  std::vector<double> inv_row_sum(players);
   for (int i = 0; i < players; ++i) {
-    const float* __restrict ui = utilities.data() + i * msz;
+    const float* ui = utilities.data() + i * msz;
     double sum = 0;
     float lowest = 0;
-    for (size_t j = 0; j < msz; ++j) {
-      sum += ui[j];
-      lowest = ui[j] < lowest ? ui[j] : lowest;
-    }
+    SumAndMin(ui, msz, &sum, &lowest);
     if (!std::isfinite(sum) || lowest < 0) {
       for (size_t j = 0; j < msz; ++j) {
         if (!std::isfinite(ui[j]) || ui[j] < 0) {
@@ -390,24 +544,29 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
       return InvalidArgumentError("utility of " + PlayerName(i, n) +
                                   " is zero at every position (an expert with no mass)");
     }
-    const double inv = 1.0 / sum;
-    double* __restrict uo = s.u.data() + i * msz;
-    for (size_t j = 0; j < msz; ++j) uo[j] = ui[j] * inv;
+    inv_row_sum[i] = 1.0 / sum;
   }
-  // Previous allocation: finite, >= 0, columns summing to 1 within 1e-4.
-  std::fill(s.colsum.begin(), s.colsum.end(), 0.0);
-  double lowest = 0;
-  for (int i = 0; i < players; ++i) {
-    const double* __restrict p = previous.data() + i * msz;
-    double* __restrict cs = s.colsum.data();
-    for (size_t j = 0; j < msz; ++j) {
-      cs[j] += p[j];
-      lowest = p[j] < lowest ? p[j] : lowest;
+  // The previous allocation is this solver's last result, handed back unchanged (the step loop's
+  // case): base already holds its log, and it is valid by construction. Otherwise validate it
+  // (finite, >= 0, columns summing to 1 within 1e-4) and take the log of the renormalised columns.
+  const bool own_previous = s.base_is_log_q && std::memcmp(previous.data(), s.current.q.data(),
+                                                           total * sizeof(double)) == 0;
+  s.base_is_log_q = false;  // base is rewritten below
+  const double floor = options_.min_prior;
+  if (!own_previous) {
+    std::fill(s.scratch.begin(), s.scratch.end(), 0.0);
+    double* __restrict cs = s.scratch.data();
+    bool negative = false;
+    for (int i = 0; i < players; ++i) {
+      const double* __restrict p = previous.data() + i * msz;
+      for (size_t j = 0; j < msz; ++j) {
+        cs[j] += p[j];
+        negative |= p[j] < 0;
+      }
     }
-  }
-  for (size_t j = 0; j < msz; ++j) {
-    const double c = s.colsum[j];
-    if (!(std::abs(c - 1.0) <= 1e-4) || lowest < 0) {
+    bool off = false;
+    for (size_t j = 0; j < msz; ++j) off |= !(std::abs(cs[j] - 1.0) <= 1e-4);
+    if (off || negative) {
       for (size_t jj = 0; jj < msz; ++jj) {
         for (int i = 0; i < players; ++i) {
           const double v = previous[i * msz + jj];
@@ -418,45 +577,67 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
           }
         }
       }
-      return InvalidArgumentError("previous allocation at position " + std::to_string(j) +
-                                  " sums to " + std::to_string(c) + " over players (expected 1)");
+      for (size_t j = 0; j < msz; ++j) {
+        if (!(std::abs(cs[j] - 1.0) <= 1e-4)) {
+          return InvalidArgumentError("previous allocation at position " + std::to_string(j) +
+                                      " sums to " + std::to_string(cs[j]) +
+                                      " over players (expected 1)");
+        }
+      }
+    }
+    // base_ij = log max(prev_ij / colsum_j, min_prior); u / beta_eff is added below. Q_T (every
+    // entry equal, how a job starts) needs one log; any other allocation one per entry.
+    const double first = previous[0];
+    bool constant = true;
+    for (size_t e = 0; e < total; ++e) constant &= previous[e] == first;
+    for (size_t j = 0; j < msz; ++j) cs[j] = 1.0 / cs[j];
+    if (constant) {
+      const double v = first * cs[0];
+      std::fill(s.base.begin(), s.base.end(), internal::LogPositive(v > floor ? v : floor));
+    }
+    for (int i = 0; i < players && !constant; ++i) {
+      const double* __restrict p = previous.data() + i * msz;
+      double* __restrict b = s.base.data() + i * msz;
+      for (size_t j = 0; j < msz; ++j) {
+        const double v = p[j] * cs[j];
+        b[j] = internal::LogPositive(v > floor ? v : floor);
+      }
     }
   }
-  // base_ij = log max(prev_ij / colsum_j, min_prior) + u_ij / beta_eff.
+  // u_ij normalised; base_ij = log max(Q_{t+1}[i,j], min_prior) + u_ij / beta_eff.
   const double beta_eff = options_.beta_reference_positions > 0
                               ? options_.beta * options_.beta_reference_positions / s.m
                               : options_.beta;
   const double inv_beta = 1.0 / beta_eff;
-  const double floor = options_.min_prior;
   for (int i = 0; i < players; ++i) {
-    const double* __restrict p = previous.data() + i * msz;
-    const double* __restrict ui = s.u.data() + i * msz;
-    const double* __restrict cs = s.colsum.data();
+    const float* __restrict ui = utilities.data() + i * msz;
+    double* __restrict uo = s.u.data() + i * msz;
     double* __restrict b = s.base.data() + i * msz;
+    const double inv = inv_row_sum[i];
     for (size_t j = 0; j < msz; ++j) {
-      const double v = p[j] / cs[j];
-      b[j] = internal::LogPositive(v > floor ? v : floor) + ui[j] * inv_beta;
+      uo[j] = ui[j] * inv;
+      b[j] += uo[j] * inv_beta;
     }
   }
 
   // Projected Newton on the dual f(lambda) = <b, lambda> + sum_j log Z_j(lambda), lambda >= 0.
   const size_t num_c = s.constraints.size();
-  std::vector<double> lam = s.lambda;
-  std::vector<double> lhs, grad(num_c);
-  Eigen::MatrixXd hessian;
-  double value = s.Value(lam);
-  s.Derivatives(&lhs, &hessian, true);
+  std::vector<double>& lam = s.lambda;
+  std::vector<double> grad(num_c);
+  s.Evaluate(lam, &s.current);
   auto residual_of = [&](const std::vector<double>& l, const std::vector<double>& g) {
     double r = 0;
     for (size_t c = 0; c < num_c; ++c) r = std::max(r, l[c] > 0 ? std::abs(g[c]) : -g[c]);
     return r;
   };
-  for (size_t c = 0; c < num_c; ++c) grad[c] = s.constraints[c].b - lhs[c];
+  for (size_t c = 0; c < num_c; ++c) grad[c] = s.constraints[c].b - s.current.lhs[c];
   double residual = residual_of(lam, grad);
   int iterations = 0;
   bool converged = residual <= options_.tolerance;
+  std::vector<double> dir(num_c), trial(num_c);
   while (!converged && iterations < options_.max_iterations) {
     ++iterations;
+    s.Hessian(&s.current);
     // Bound-active set: at (or within the step's reach of) zero with the gradient pushing down.
     double pg_norm = 0;
     for (size_t c = 0; c < num_c; ++c) {
@@ -467,7 +648,7 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
     for (size_t c = 0; c < num_c; ++c) {
       if (!(lam[c] <= eps_active && grad[c] > 0)) free.push_back(static_cast<int>(c));
     }
-    std::vector<double> dir(num_c, 0.0);
+    std::fill(dir.begin(), dir.end(), 0.0);
     if (!free.empty()) {
       const int nf = static_cast<int>(free.size());
       Eigen::MatrixXd h(nf, nf);
@@ -475,17 +656,16 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
       double max_diag = 0;
       for (int a = 0; a < nf; ++a) {
         g(a) = grad[free[a]];
-        for (int b = 0; b < nf; ++b) h(a, b) = hessian(free[a], free[b]);
+        for (int b = 0; b < nf; ++b) h(a, b) = s.current.hessian(free[a], free[b]);
         max_diag = std::max(max_diag, h(a, a));
       }
       h.diagonal().array() += 1e-12 * max_diag + 1e-300;
       const Eigen::VectorXd d = h.ldlt().solve(-g);
       for (int a = 0; a < nf; ++a) dir[free[a]] = std::isfinite(d(a)) ? d(a) : -g(a);
     }
-    // Armijo backtracking along the projected arc.
+    // Armijo backtracking along the projected arc; each trial is one pass (Evaluate).
     double step = 1.0;
     bool accepted = false;
-    std::vector<double> trial(num_c);
     for (int tries = 0; tries < 60; ++tries, step *= 0.5) {
       double decrease = 0;
       for (size_t c = 0; c < num_c; ++c) {
@@ -493,46 +673,39 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
         decrease += grad[c] * (trial[c] - lam[c]);
       }
       if (trial == lam) break;
-      const double trial_value = s.Value(trial);
-      if (trial_value <= value + 1e-4 * decrease) {
+      s.Evaluate(trial, &s.trial);
+      if (s.trial.value <= s.current.value + 1e-4 * decrease) {
         accepted = true;
-        value = trial_value;
+        std::swap(s.current, s.trial);
         lam = trial;
         break;
       }
     }
-    if (!accepted) {
-      s.Value(lam);  // restore w for lam
-      s.Derivatives(&lhs, &hessian, false);
-      break;  // no descent left at double precision
-    }
-    s.Derivatives(&lhs, &hessian, true);
-    for (size_t c = 0; c < num_c; ++c) grad[c] = s.constraints[c].b - lhs[c];
+    if (!accepted) break;  // no descent left at double precision
+    for (size_t c = 0; c < num_c; ++c) grad[c] = s.constraints[c].b - s.current.lhs[c];
     residual = residual_of(lam, grad);
     converged = residual <= options_.tolerance;
   }
-  s.lambda = lam;
+  s.StoreLogQ();
 
+  const Impl::Evaluation& ev = s.current;
   out.num_players = players;
   out.num_positions = s.m;
-  out.q.assign(s.w.begin(), s.w.end());
+  out.q.assign(ev.q.begin(), ev.q.end());
   out.position_share.resize(players);
-  out.utility_obtained.resize(players);
+  out.utility_obtained.assign(ev.pair_value.begin(), ev.pair_value.begin() + players);
   out.fair_share.assign(players, options_.rho / n);
   out.fair_share[n] = 0.0;
-  out.constraints.clear();
+  for (int i = 0; i < players; ++i) out.position_share[i] = ev.share[i] / s.m;
+  out.constraints.resize(num_c);
   out.max_violation = 0;
-  for (int i = 0; i < players; ++i) {
-    const double* q = s.w.data() + i * msz;
-    double share = 0;
-    for (size_t j = 0; j < msz; ++j) share += q[j];
-    out.position_share[i] = share / s.m;
-    out.utility_obtained[i] = s.Dot(i, i);
-  }
   for (size_t c = 0; c < num_c; ++c) {
     const Constraint& con = s.constraints[c];
-    out.constraints.push_back({con.label, lhs[c], con.b, lam[c]});
-    out.max_violation = std::max(out.max_violation, lhs[c] - con.b);
+    out.constraints[c].label = con.label;  // reuses the string's buffer in the steady state
+    out.constraints[c].lhs = ev.lhs[c];
+    out.constraints[c].rhs = con.b;
+    out.constraints[c].multiplier = lam[c];
+    out.max_violation = std::max(out.max_violation, ev.lhs[c] - con.b);
   }
   out.kkt_residual = residual;
   out.dual_iterations = iterations;

@@ -1,8 +1,11 @@
 // Google Benchmark of one Divide-and-Denoise coordinator step on the CPU: one allocation solve
 // (proportional fairness, default options) plus the composite combination of n proposals over a
-// 4-channel latent, single thread, for m in {1024, 4096, 16384, 65536} and n in {2, 3, 5, 8}.
-// Results and the command are in docs/benchmarks/allocation.md.
+// 4-channel latent, single thread, for m in {1024, 4096, 16384, 65536} and n in {2, 3, 5, 8}, as a
+// job's first (cold) step and as a later (warm) step. Results and the command are in
+// docs/benchmarks/allocation.md.
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -16,32 +19,52 @@ namespace {
 
 constexpr int kChannels = 4;
 
-// Peaked utility maps (one Gaussian blob per expert on a square grid) plus the fictitious row.
-std::vector<float> Utilities(int n, int m, uint32_t seed) {
-  const int side = static_cast<int>(std::lround(std::sqrt(m)));
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> unif(0.0, 1.0);
-  std::vector<float> u(static_cast<size_t>(n + 1) * m);
-  for (int i = 0; i < n; ++i) {
-    const double cx = unif(rng) * side, cy = unif(rng) * side, r = side * (0.1 + 0.2 * unif(rng));
-    for (int j = 0; j < m; ++j) {
-      const double dx = (j % side - cx) / r, dy = (j / side - cy) / r;
-      u[static_cast<size_t>(i) * m + j] = static_cast<float>(std::exp(-dx * dx - dy * dy) + 1e-3);
+// Peaked utility maps (one Gaussian blob per expert on a square grid) plus the fictitious row, at
+// diffusion step `step` of a job: the blobs drift by 0.2% of the side and narrow by 1% per step,
+// so consecutive steps' utilities differ as slowly varying expert maps do.
+struct UtilityModel {
+  int n = 0, m = 0, side = 0;
+  std::vector<double> cx, cy, radius;
+  UtilityModel(int n_experts, int positions, uint32_t seed)
+      : n(n_experts), m(positions), side(static_cast<int>(std::lround(std::sqrt(positions)))) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<double> unif(0.0, 1.0);
+    for (int i = 0; i < n; ++i) {
+      cx.push_back(unif(rng) * side);
+      cy.push_back(unif(rng) * side);
+      radius.push_back(side * (0.1 + 0.2 * unif(rng)));
     }
   }
-  for (int j = 0; j < m; ++j) u[static_cast<size_t>(n) * m + j] = 1.0f / m;
-  return u;
-}
+  void At(int step, std::vector<float>* u) const {
+    u->resize(static_cast<size_t>(n + 1) * m);
+    for (int i = 0; i < n; ++i) {
+      const double x0 = cx[i] + 0.002 * side * step, y0 = cy[i] - 0.002 * side * step;
+      const double r = radius[i] * std::pow(0.99, step);
+      for (int j = 0; j < m; ++j) {
+        const double dx = (j % side - x0) / r, dy = (j / side - y0) / r;
+        (*u)[static_cast<size_t>(i) * m + j] =
+            static_cast<float>(std::exp(-dx * dx - dy * dy) + 1e-3);
+      }
+    }
+    for (int j = 0; j < m; ++j) (*u)[static_cast<size_t>(n) * m + j] = 1.0f / m;
+  }
+};
 
-// warm = 0: every iteration uses a fresh solver (cold dual start, lambda = 0).
-// warm = 1: one solver reused on the same input (the steady state of a job's step loop, where the
-// previous step's multipliers start the dual).
+constexpr int kSteps = 50;  // steps of one simulated job (warm mode)
+
+// warm = 0 (cold): every iteration is a job's first step: a new solver (dual starts at
+// lambda = 0), the previous allocation uniform (Q_T), step 0's utilities.
+// warm = 1: every iteration is one step s = 1..49 of a 50-step job, as the coordinator's step
+// loop calls it: one solver per job, previous = the last step's result (aliasing the output, as
+// strategy.cc passes it), so the dual starts from the last step's lambda* and log Q is reused.
+// Untimed: step 0 of each job (a cold solve, measured by warm = 0) and computing the utilities.
 void BM_AllocationStep(benchmark::State& state) {
   const int m = static_cast<int>(state.range(0));
   const int n = static_cast<int>(state.range(1));
   const bool warm = state.range(2) != 0;
-  const auto u = Utilities(n, m, 7);
-  const Allocation prev = Allocation::Uniform(n + 1, m);
+  const UtilityModel model(n, m, 7);
+  std::vector<float> u;
+  model.At(0, &u);
   std::vector<std::vector<float>> mu(n, std::vector<float>(static_cast<size_t>(kChannels) * m));
   std::mt19937 rng(3);
   std::normal_distribution<float> normal;
@@ -51,20 +74,37 @@ void BM_AllocationStep(benchmark::State& state) {
   const std::vector<std::span<const float>> mus(mu.begin(), mu.end());
   std::vector<float> out(static_cast<size_t>(kChannels) * m);
   AllocationOptions options;
-  auto solver = std::move(AllocationSolver::Create(options, n, m)).value();
-  int iterations = 0;
+  const Allocation uniform = Allocation::Uniform(n + 1, m);
+  std::unique_ptr<AllocationSolver> solver;
   Allocation a;
+  int step = 0;
+  int64_t total_iterations = 0;
   for (auto _ : state) {
-    if (!warm) solver = std::move(AllocationSolver::Create(options, n, m)).value();
-    if (!solver->SolveInto(u, prev.q, &a).ok() || !a.converged) {
-      state.SkipWithError("allocation did not converge");
+    if (!warm) {
+      solver = std::move(AllocationSolver::Create(options, n, m)).value();
+      if (!solver->SolveInto(u, uniform.q, &a).ok()) state.SkipWithError("allocation failed");
+    } else {
+      state.PauseTiming();
+      if (step == 0) {
+        solver = std::move(AllocationSolver::Create(options, n, m)).value();
+        a = uniform;
+        model.At(0, &u);
+        if (!solver->SolveInto(u, a.q, &a).ok()) state.SkipWithError("allocation failed");
+        step = 1;
+      }
+      model.At(step, &u);
+      step = step + 1 == kSteps ? 0 : step + 1;
+      state.ResumeTiming();
+      if (!solver->SolveInto(u, a.q, &a).ok()) state.SkipWithError("allocation failed");
     }
-    iterations = a.dual_iterations;
+    if (!a.converged) state.SkipWithError("allocation did not converge");
+    total_iterations += a.dual_iterations;
     const CompositeInputs in{mus, a.q, kChannels, {}, 0.0, 0.5, 0.0};
     if (!CompositeMean(in, out).ok()) state.SkipWithError("composite failed");
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["dual_iters"] = iterations;
+  state.counters["dual_iters"] =
+      static_cast<double>(total_iterations) / std::max<int64_t>(1, state.iterations());
   state.counters["ns_per_position"] =
       benchmark::Counter(static_cast<double>(m), benchmark::Counter::kIsIterationInvariantRate |
                                                      benchmark::Counter::kInvert);

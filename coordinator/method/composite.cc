@@ -63,22 +63,27 @@ Status CompositeMean(const CompositeInputs& in, std::span<float> out) {
     }
     if (sum_sq > 0) guidance_scale = in.gamma * in.noise_level / std::sqrt(sum_sq / numel);
   }
-  // Combination, in chunks of positions so every buffer stays on the stack:
-  // weight_ij = Q_ij + Q_nj / n (the fictitious player's share of the average).
+  // Combination, in chunks of positions so the weights stay in L1: weight_ij = Q_ij + Q_nj / n
+  // (the fictitious player's share of the average), formed once per chunk for all channels.
   const double inv_n = 1.0 / static_cast<double>(n);
   const double* qf = in.q.data() + n * m;
   constexpr size_t kChunk = 256;
-  double weight[kChunk];
+  std::vector<double> weights(n * kChunk);
   double acc[kChunk];
   for (size_t j0 = 0; j0 < m; j0 += kChunk) {
     const size_t len = std::min(kChunk, m - j0);
+    for (size_t i = 0; i < n; ++i) {
+      const double* __restrict qi = in.q.data() + i * m + j0;
+      const double* __restrict qn = qf + j0;
+      double* __restrict weight = weights.data() + i * kChunk;
+      for (size_t j = 0; j < len; ++j) weight[j] = qi[j] + qn[j] * inv_n;
+    }
     for (size_t c = 0; c < channels; ++c) {
       const size_t offset = c * m + j0;
       for (size_t j = 0; j < len; ++j) acc[j] = 0.0;
       for (size_t i = 0; i < n; ++i) {
-        const double* __restrict qi = in.q.data() + i * m + j0;
+        const double* __restrict weight = weights.data() + i * kChunk;
         const float* __restrict mu = in.proposals[i].data() + offset;
-        for (size_t j = 0; j < len; ++j) weight[j] = qi[j] + qf[j0 + j] * inv_n;
         for (size_t j = 0; j < len; ++j) acc[j] += weight[j] * mu[j];
       }
       if (guidance_scale != 0) {
@@ -87,7 +92,8 @@ Status CompositeMean(const CompositeInputs& in, std::span<float> out) {
           for (size_t j = 0; j < len; ++j) acc[j] += guidance_scale * g[j];
         }
       }
-      for (size_t j = 0; j < len; ++j) out[offset + j] = static_cast<float>(acc[j]);
+      float* __restrict o = out.data() + offset;
+      for (size_t j = 0; j < len; ++j) o[j] = static_cast<float>(acc[j]);
     }
   }
   return OkStatus();
