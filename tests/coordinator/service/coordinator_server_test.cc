@@ -297,5 +297,79 @@ TEST_F(Federation, AJobFailsWhenItsWorkerStopsAnsweringAndOthersContinue) {
   EXPECT_EQ(healthy_end.state, protocol::JobState::kSucceeded) << healthy_end.message;
 }
 
+// A hand-made worker on a raw socket: registers what the test says and then does what the test
+// says (here: heart-beats but never answers a step, like a wedged model).
+class FakeWorker {
+ public:
+  FakeWorker(protocol::TransportContext& context, const std::string& endpoint,
+             protocol::WorkerHello hello)
+      : socket_(std::move(protocol::DealerSocket::Connect(context, endpoint,
+                                                          protocol::SecurityOptions::Plain()))
+                    .value()) {
+    EXPECT_TRUE(socket_->Send(protocol::Encode(protocol::WorkerToCoordinator(hello))).ok());
+  }
+  // Answers nothing but heartbeats for `duration`; returns how many step requests it ignored.
+  int HeartbeatOnly(std::chrono::milliseconds duration) {
+    int ignored = 0;
+    const auto until = std::chrono::steady_clock::now() + duration;
+    while (std::chrono::steady_clock::now() < until) {
+      EXPECT_TRUE(socket_
+                      ->Send(protocol::Encode(protocol::WorkerToCoordinator(
+                          protocol::Heartbeat{.sent_unix_millis = 0, .in_flight = 0})))
+                      .ok());
+      auto m = socket_->Receive(100);
+      if (!m.ok()) continue;
+      auto decoded = protocol::DecodeCoordinatorToWorker(protocol::AsBytes(*m));
+      if (decoded.ok() && std::holds_alternative<protocol::StepRequest>(*decoded)) ++ignored;
+    }
+    return ignored;
+  }
+
+ private:
+  std::unique_ptr<protocol::DealerSocket> socket_;
+};
+
+protocol::WorkerHello FakeHello(const std::string& name, std::vector<uint32_t> shape,
+                                const std::string& space) {
+  protocol::WorkerHello hello;
+  hello.expert_name = name;
+  hello.organisation = name + "-org";
+  hello.latent_space_id = space;
+  hello.latent_shape = std::move(shape);
+  hello.concepts = {"cat"};
+  hello.utilities = {protocol::UtilityKind::kScore, protocol::UtilityKind::kAttention};
+  return hello;
+}
+
+TEST_F(Federation, RefusesExpertsOfDifferentLatentSpaces) {
+  FakeWorker cats(*context_, endpoints_.worker, FakeHello("cats", {4, 16, 16}, "sd-vae-16"));
+  WaitForExperts(3);
+  protocol::JobSpec spec = TwoExpertSpec(4);
+  spec.experts[1] = {"cats", "cat", 1.0f};
+  auto reply = Ask(protocol::SubmitJob{.client_token = "", .spec = spec});
+  auto* error = std::get_if<protocol::ErrorReply>(&reply);
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(error->code, StatusCode::kInvalidArgument);
+  EXPECT_NE(error->message.find("different latent spaces"), std::string::npos) << error->message;
+  EXPECT_NE(error->message.find("4x16x16"), std::string::npos) << error->message;
+}
+
+TEST_F(Federation, AJobFailsAfterItsDeadlineWhenAWorkerStopsAnswering) {
+  FakeWorker wedged(*context_, endpoints_.worker,
+                    FakeHello("wedged", {1, 64, 64}, "fashion-mnist-1x64x64"));
+  WaitForExperts(3);
+  protocol::JobSpec spec = TwoExpertSpec(4);
+  spec.experts[1] = {"wedged", "cat", 1.0f};
+  const std::string job = Submit(spec);
+  ASSERT_FALSE(job.empty());
+  // The fake worker stays alive (heartbeats) but never answers: the 3 s step deadline fails it.
+  EXPECT_GE(wedged.HeartbeatOnly(std::chrono::milliseconds(4000)), 1);
+  auto status = std::get<protocol::StatusReply>(Ask(protocol::GetStatus{.job_id = job})).jobs[0];
+  EXPECT_EQ(status.state, protocol::JobState::kFailed);
+  EXPECT_NE(status.reason.find("expert 'wedged' (wedged-org) did not answer step 0 within 3000 ms"),
+            std::string::npos)
+      << status.reason;
+}
+
 }  // namespace
 }  // namespace dnd::coordinator
