@@ -81,7 +81,11 @@ std::string WriteModule(const ModuleParts& parts, const std::string& file_name) 
 }
 
 ExpertConfig Config(const std::string& path) {
-  return {.backend = "torchscript", .name = "tiny", .model_path = path};
+  ExpertConfig config;
+  config.backend = "torchscript";
+  config.name = "tiny";
+  config.model_path = path;
+  return config;
 }
 
 std::vector<double> Predict(const std::vector<float>& x, int64_t t, int cond) {
