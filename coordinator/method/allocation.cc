@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -99,24 +100,21 @@ StatusOr<Allocation> Allocation::VerticalStrips(int num_experts, int height, int
 
 namespace {
 
-// Sum and minimum of a float row. Four partial sums so the loop vectorises; the order of the
-// additions is fixed by this code, so the result is the same on every machine.
-void SumAndMin(const float* __restrict x, size_t len, double* sum, float* lowest) {
+// Sum of a float row (four partial sums so the loop vectorises; the order of the additions is
+// fixed by this code, so the result is the same on every machine) and the OR of its bit patterns,
+// whose sign bit is set when an entry is negative (or -0.0). Min/max reductions do not vectorise
+// (NaN rules); bit ORs do.
+void SumAndSignBits(const float* __restrict x, size_t len, double* sum, uint32_t* bits) {
   double s[4] = {0, 0, 0, 0};
-  float lo[4] = {0, 0, 0, 0};
   size_t j = 0;
   for (; j + 4 <= len; j += 4) {
-    for (size_t l = 0; l < 4; ++l) {
-      s[l] += x[j + l];
-      lo[l] = x[j + l] < lo[l] ? x[j + l] : lo[l];
-    }
+    for (size_t l = 0; l < 4; ++l) s[l] += x[j + l];
   }
-  for (; j < len; ++j) {
-    s[0] += x[j];
-    lo[0] = x[j] < lo[0] ? x[j] : lo[0];
-  }
+  for (; j < len; ++j) s[0] += x[j];
   *sum = (s[0] + s[1]) + (s[2] + s[3]);
-  *lowest = std::min(std::min(lo[0], lo[1]), std::min(lo[2], lo[3]));
+  uint32_t b = 0;
+  for (j = 0; j < len; ++j) b |= std::bit_cast<uint32_t>(x[j]);
+  *bits = b;
 }
 
 // sum_j a_j, sum_j a_j b_j and sum_j a_j b_j c_j with four partial sums (as SumAndMin).
@@ -147,6 +145,29 @@ double SumProduct(const double* __restrict a, const double* __restrict b,
   }
   for (; j < len; ++j) s[0] += a[j] * b[j] * c[j];
   return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// q_j = w_j * inv_z_j, returning sum_j q_j and sum_j q_j u_j (four partial sums each, as
+// SumAndMin) in one pass.
+void StoreRow(const double* __restrict w, const double* __restrict inv_z,
+              const double* __restrict u, size_t len, double* __restrict q, double* share,
+              double* utility) {
+  double s[4] = {0, 0, 0, 0}, t[4] = {0, 0, 0, 0};
+  size_t j = 0;
+  for (; j + 4 <= len; j += 4) {
+    for (size_t l = 0; l < 4; ++l) {
+      q[j + l] = w[j + l] * inv_z[j + l];
+      s[l] += q[j + l];
+      t[l] += q[j + l] * u[j + l];
+    }
+  }
+  for (; j < len; ++j) {
+    q[j] = w[j] * inv_z[j];
+    s[0] += q[j];
+    t[0] += q[j] * u[j];
+  }
+  *share += (s[0] + s[1]) + (s[2] + s[3]);
+  *utility += (t[0] + t[1]) + (t[2] + t[3]);
 }
 
 // sum_j log x_j for len <= 128 values x_j in [1, 2^63] (Z_j is in [1, n+1]): eight running
@@ -237,6 +258,13 @@ void AllocationSolver::Impl::Evaluate(const std::vector<double>& lam, Evaluation
   const size_t msz = static_cast<size_t>(m);
   const size_t num_c = constraints.size();
   const std::vector<double> a = Coupling(lam);
+  // The nonzero A_ik of each player, as (k, A_ik).
+  std::vector<std::vector<std::pair<int, double>>> coupled(players);
+  for (int i = 0; i < players; ++i) {
+    for (int k = 0; k < n; ++k) {
+      if (a[i * n + k] != 0) coupled[i].push_back({k, a[i * n + k]});
+    }
+  }
   ev->pair_value.assign(pairs.size(), 0.0);
   ev->share.assign(players, 0.0);
   double total = 0;
@@ -249,10 +277,19 @@ void AllocationSolver::Impl::Evaluate(const std::vector<double>& lam, Evaluation
     for (int i = 0; i < players; ++i) {
       double* __restrict e = chunk_w.data() + i * kChunk;
       const double* __restrict bi = base.data() + i * msz + j0;
+      const auto& terms = coupled[i];
+      // Fused for the common rows with at most one coupling term (proportional fairness).
+      if (terms.size() <= 1) {
+        const double aik = terms.empty() ? 0.0 : terms[0].second;
+        const double* __restrict uk = u.data() + (terms.empty() ? 0 : terms[0].first) * msz + j0;
+        for (size_t j = 0; j < len; ++j) {
+          e[j] = bi[j] - aik * uk[j];
+          colmax[j] = e[j] > colmax[j] ? e[j] : colmax[j];
+        }
+        continue;
+      }
       std::copy(bi, bi + len, e);
-      for (int k = 0; k < n; ++k) {
-        const double aik = a[i * n + k];
-        if (aik == 0) continue;
+      for (const auto& [k, aik] : terms) {
         const double* __restrict uk = u.data() + k * msz + j0;
         for (size_t j = 0; j < len; ++j) e[j] -= aik * uk[j];
       }
@@ -271,14 +308,13 @@ void AllocationSolver::Impl::Evaluate(const std::vector<double>& lam, Evaluation
     // f's share: sum_j (colmax_j + log Z_j); Q_ij = w_ij / Z_j.
     total += Sum(colmax, len) + SumOfLogs(z, len);
     for (size_t j = 0; j < len; ++j) inv_z[j] = 1.0 / z[j];
+    // With the pair values M = sum_j Q_ij u_kj, from which lhs_c = sum over the row's terms of
+    // coef M; pairs [0, n] are (i, i).
     for (int i = 0; i < players; ++i) {
-      const double* __restrict w = chunk_w.data() + i * kChunk;
-      double* __restrict q = ev->q.data() + i * msz + j0;
-      for (size_t j = 0; j < len; ++j) q[j] = w[j] * inv_z[j];
-      ev->share[i] += Sum(q, len);
+      StoreRow(chunk_w.data() + i * kChunk, inv_z, u.data() + i * msz + j0, len,
+               ev->q.data() + i * msz + j0, &ev->share[i], &ev->pair_value[i]);
     }
-    // The pair values M = sum_j Q_ij u_kj, from which lhs_c = sum over the row's terms of coef M.
-    for (size_t p = 0; p < pairs.size(); ++p) {
+    for (size_t p = players; p < pairs.size(); ++p) {
       const auto [i, k] = pairs[p];
       ev->pair_value[p] += SumProduct(ev->q.data() + i * msz + j0, u.data() + k * msz + j0, len);
     }
@@ -379,6 +415,11 @@ AllocationSolver::AllocationSolver(const AllocationOptions& options, int num_exp
       impl_(std::make_unique<Impl>()) {}
 
 AllocationSolver::~AllocationSolver() = default;
+
+void AllocationSolver::Reset() {
+  std::fill(impl_->lambda.begin(), impl_->lambda.end(), 0.0);
+  impl_->base_is_log_q = false;
+}
 
 int AllocationSolver::num_constraints() const {
   return static_cast<int>(impl_->constraints.size());
@@ -528,9 +569,11 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
   for (int i = 0; i < players; ++i) {
     const float* ui = utilities.data() + i * msz;
     double sum = 0;
-    float lowest = 0;
-    SumAndMin(ui, msz, &sum, &lowest);
-    if (!std::isfinite(sum) || lowest < 0) {
+    uint32_t bits = 0;
+    SumAndSignBits(ui, msz, &sum, &bits);
+    // A NaN or infinity makes the sum non-finite; a negative entry sets the sign bit (as -0.0
+    // does, which is valid: the scan then finds nothing).
+    if (!std::isfinite(sum) || (bits >> 31) != 0) {
       for (size_t j = 0; j < msz; ++j) {
         if (!std::isfinite(ui[j]) || ui[j] < 0) {
           return InvalidArgumentError("utility of " + PlayerName(i, n) + " at position " +
@@ -538,7 +581,10 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
                                       " (expected finite and >= 0)");
         }
       }
-      return InvalidArgumentError("utility row of " + PlayerName(i, n) + " overflows when summed");
+      if (!std::isfinite(sum)) {
+        return InvalidArgumentError("utility row of " + PlayerName(i, n) +
+                                    " overflows when summed");
+      }
     }
     if (!(sum > 0)) {
       return InvalidArgumentError("utility of " + PlayerName(i, n) +
@@ -556,17 +602,19 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
   if (!own_previous) {
     std::fill(s.scratch.begin(), s.scratch.end(), 0.0);
     double* __restrict cs = s.scratch.data();
-    bool negative = false;
+    // Sign bits (as in SumAndSignBits): of a negative entry, or of 1e-4 - |colsum - 1| for a
+    // column off by more than 1e-4 (exact: the subtraction of nearby doubles is exact). A NaN or
+    // infinity makes the total non-finite.
+    uint64_t bits = 0;
     for (int i = 0; i < players; ++i) {
       const double* __restrict p = previous.data() + i * msz;
       for (size_t j = 0; j < msz; ++j) {
         cs[j] += p[j];
-        negative |= p[j] < 0;
+        bits |= std::bit_cast<uint64_t>(p[j]);
       }
     }
-    bool off = false;
-    for (size_t j = 0; j < msz; ++j) off |= !(std::abs(cs[j] - 1.0) <= 1e-4);
-    if (off || negative) {
+    for (size_t j = 0; j < msz; ++j) bits |= std::bit_cast<uint64_t>(1e-4 - std::abs(cs[j] - 1.0));
+    if ((bits >> 63) != 0 || !std::isfinite(Sum(cs, msz))) {
       for (size_t jj = 0; jj < msz; ++jj) {
         for (int i = 0; i < players; ++i) {
           const double v = previous[i * msz + jj];
@@ -584,15 +632,17 @@ Status AllocationSolver::SolveInto(std::span<const float> utilities,
                                       " over players (expected 1)");
         }
       }
+      // Nothing found: only -0.0 entries set a sign bit, which is valid.
     }
     // base_ij = log max(prev_ij / colsum_j, min_prior); u / beta_eff is added below. Q_T (every
     // entry equal, how a job starts) needs one log; any other allocation one per entry.
-    const double first = previous[0];
-    bool constant = true;
-    for (size_t e = 0; e < total; ++e) constant &= previous[e] == first;
+    const uint64_t first = std::bit_cast<uint64_t>(previous[0]);
+    uint64_t differs = 0;
+    for (size_t e = 0; e < total; ++e) differs |= std::bit_cast<uint64_t>(previous[e]) ^ first;
+    const bool constant = differs == 0;
     for (size_t j = 0; j < msz; ++j) cs[j] = 1.0 / cs[j];
     if (constant) {
-      const double v = first * cs[0];
+      const double v = previous[0] * cs[0];
       std::fill(s.base.begin(), s.base.end(), internal::LogPositive(v > floor ? v : floor));
     }
     for (int i = 0; i < players && !constant; ++i) {

@@ -119,6 +119,11 @@ class AllocationSolver {
   Status SolveInto(std::span<const float> utilities, std::span<const double> previous,
                    Allocation* out);
 
+  // Forgets the warm start (the multipliers and the last result): the next solve starts the dual
+  // at lambda = 0, as a new solver's first does, reusing this solver's buffers (a new job of the
+  // same shape needs no allocation).
+  void Reset();
+
   int num_experts() const { return num_experts_; }
   int num_positions() const { return num_positions_; }
   const AllocationOptions& options() const { return options_; }

@@ -52,16 +52,19 @@ struct UtilityModel {
 
 constexpr int kSteps = 50;  // steps of one simulated job (warm mode)
 
-// warm = 0 (cold): every iteration is a job's first step: a new solver (dual starts at
-// lambda = 0), the previous allocation uniform (Q_T), step 0's utilities.
-// warm = 1: every iteration is one step s = 1..49 of a 50-step job, as the coordinator's step
-// loop calls it: one solver per job, previous = the last step's result (aliasing the output, as
-// strategy.cc passes it), so the dual starts from the last step's lambda* and log Q is reused.
-// Untimed: step 0 of each job (a cold solve, measured by warm = 0) and computing the utilities.
+// start = 0 (cold, new solver): every iteration is a job's first step: AllocationSolver::Create
+// (buffers allocated and first touched), the dual from lambda = 0, the previous allocation uniform
+// (Q_T), step 0's utilities.
+// start = 1 (cold, reused solver): the same solve on a solver Reset() from the last job: the cold
+// solve's arithmetic without the allocation.
+// start = 2 (warm): every iteration is one step s = 1..49 of a 50-step job, as the coordinator's
+// step loop calls it: one solver per job, previous = the last step's result (aliasing the output,
+// as strategy.cc passes it), so the dual starts from the last step's lambda* and log Q is reused.
+// Untimed: step 0 of each job (a cold solve) and computing the utilities.
 void BM_AllocationStep(benchmark::State& state) {
   const int m = static_cast<int>(state.range(0));
   const int n = static_cast<int>(state.range(1));
-  const bool warm = state.range(2) != 0;
+  const int start = static_cast<int>(state.range(2));
   const UtilityModel model(n, m, 7);
   std::vector<float> u;
   model.At(0, &u);
@@ -75,18 +78,22 @@ void BM_AllocationStep(benchmark::State& state) {
   std::vector<float> out(static_cast<size_t>(kChannels) * m);
   AllocationOptions options;
   const Allocation uniform = Allocation::Uniform(n + 1, m);
-  std::unique_ptr<AllocationSolver> solver;
+  auto solver = std::move(AllocationSolver::Create(options, n, m)).value();
   Allocation a;
   int step = 0;
   int64_t total_iterations = 0;
   for (auto _ : state) {
-    if (!warm) {
-      solver = std::move(AllocationSolver::Create(options, n, m)).value();
+    if (start == 0 || start == 1) {
+      if (start == 0) {
+        solver = std::move(AllocationSolver::Create(options, n, m)).value();
+      } else {
+        solver->Reset();
+      }
       if (!solver->SolveInto(u, uniform.q, &a).ok()) state.SkipWithError("allocation failed");
     } else {
       state.PauseTiming();
       if (step == 0) {
-        solver = std::move(AllocationSolver::Create(options, n, m)).value();
+        solver->Reset();
         a = uniform;
         model.At(0, &u);
         if (!solver->SolveInto(u, a.q, &a).ok()) state.SkipWithError("allocation failed");
@@ -111,8 +118,8 @@ void BM_AllocationStep(benchmark::State& state) {
 }
 
 BENCHMARK(BM_AllocationStep)
-    ->ArgNames({"m", "n", "warm"})
-    ->ArgsProduct({{1024, 4096, 16384, 65536}, {2, 3, 5, 8}, {0, 1}})
+    ->ArgNames({"m", "n", "start"})
+    ->ArgsProduct({{1024, 4096, 16384, 65536}, {2, 3, 5, 8}, {0, 1, 2}})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -420,6 +420,28 @@ TEST(AllocationSolverTest, RejectsBadInputWithInvalidArgument) {
             StatusCode::kInvalidArgument);
 }
 
+// -0.0 is finite and >= 0: a valid utility and a valid previous entry (the validation's fast
+// checks look at sign bits, so this is the case they must not reject).
+TEST(AllocationSolverTest, AcceptsNegativeZeroEntries) {
+  const int n = 2, m = 10;
+  auto u = RandomUtilities(n, m, 3);
+  u[4] = -0.0f;
+  auto prev = Allocation::Uniform(n + 1, m).q;
+  prev[0 * m + 7] = 0.5;
+  prev[1 * m + 7] = 0.5;
+  prev[2 * m + 7] = -0.0;
+  auto solver = MakeSolver(AllocationOptions{}, n, m);
+  auto a = solver->Solve(u, prev);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_TRUE(a->converged);
+  // The fictitious player's prior at position 7 is floored at min_prior, not lost.
+  EXPECT_GT(a->q[2 * m + 7], 0.0);
+  // A negative entry next to it is still rejected.
+  prev[2 * m + 8] = -1e-3;
+  prev[0 * m + 8] += 1e-3;
+  EXPECT_EQ(solver->Solve(u, prev).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(AllocationTest, VerticalStripsSplitColumnsEqually) {
   auto a = Allocation::VerticalStrips(2, 3, 4);
   ASSERT_TRUE(a.ok());
