@@ -1,15 +1,22 @@
-// The `dnd` command line. Each subcommand lives in its own file and registers itself here with one
-// line; main() does nothing else.
+// The `dnd` command line. The subcommands live in their own files and are wired in RunDnd
+// (dnd_app.cc); the demo, which links the coordinator and the experts, is added here. main() does
+// nothing else.
 #include <CLI/CLI.hpp>
 
 #include "protocol/startup.h"
-#include "tools/keygen_command.h"
+#include "tools/dnd_app.h"
+#ifdef DND_WITH_DEMO
+#include "tools/demo_command.h"
+#endif
+#include "worker/experts/torch_runtime.h"
 
 int main(int argc, char** argv) {
-  dnd::InitProcess();
-  CLI::App app{"dnd: fair composition of private diffusion experts (Divide-and-Denoise)", "dnd"};
-  app.require_subcommand(1);
-  dnd::tools::RegisterKeygenCommand(app);
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  dnd::InitProcess({.set_compute_threads = dnd::experts::SetTorchThreads});
+  return dnd::tools::RunDnd(argc, argv, [](CLI::App& app) {
+#ifdef DND_WITH_DEMO
+    dnd::tools::RegisterDemoCommand(app);
+#else
+    (void)app;
+#endif
+  });
 }

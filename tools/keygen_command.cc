@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "protocol/curve_keys.h"
+#include "tools/exit_codes.h"
 
 namespace dnd::tools {
 
@@ -33,7 +34,7 @@ void RegisterKeygenCommand(CLI::App& app) {
     Status s = RunKeygen(*options, std::cout);
     if (!s.ok()) {
       std::cerr << "dnd keygen: " << s.ToString() << "\n";
-      throw CLI::RuntimeError(1);  // CLI11 exits with this code and prints nothing more
+      throw CLI::RuntimeError(ExitCodeFor(s));  // exits with this code; CLI11 prints nothing
     }
   });
 }
