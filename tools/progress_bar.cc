@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string>
 
 namespace dnd::tools {
 
@@ -37,8 +38,9 @@ std::string FormatProgressLine(uint32_t step, uint32_t total_steps, double elaps
       total_steps == 0 ? 0 : static_cast<int>(uint64_t(bar_width) * shown / total_steps);
   std::string line = "[" + std::string(filled, '#') + std::string(bar_width - filled, '-') + "]";
   char buffer[160];
-  std::snprintf(buffer, sizeof(buffer), "  %u/%u  %3d%%  elapsed %s  ETA %s", shown, total_steps,
-                percent, FormatDuration(elapsed_seconds).c_str(),
+  const int step_width = static_cast<int>(std::to_string(total_steps).size());
+  std::snprintf(buffer, sizeof(buffer), "  %*u/%u  %3d%%  elapsed %s  ETA %s", step_width, shown,
+                total_steps, percent, FormatDuration(elapsed_seconds).c_str(),
                 FormatDuration(eta_seconds).c_str());
   return line + buffer;
 }
