@@ -2,9 +2,11 @@
 #include "tools/command_support.h"
 
 #include <algorithm>
+#include <cstring>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
 #include <unistd.h>
 
 #include "tools/exit_codes.h"
@@ -12,6 +14,33 @@
 #include "tools/result_files.h"
 
 namespace dnd::tools {
+namespace {
+
+// The message the interrupt handler writes: built before the handler is installed, because a
+// signal handler may only call async-signal-safe functions (write, _exit).
+char g_interrupt_message[512];
+size_t g_interrupt_message_length = 0;
+
+void OnInterrupt(int) {
+  if (write(STDERR_FILENO, g_interrupt_message, g_interrupt_message_length) < 0) {
+    // Nothing more can be done from a signal handler.
+  }
+  _exit(kExitInterrupted);
+}
+
+}  // namespace
+
+void ExitWithHintOnInterrupt(const std::string& job_id) {
+  const std::string message = "\ndnd: interrupted; job " + job_id + " keeps running: `dnd watch " +
+                              job_id + "` follows it, `dnd cancel " + job_id + "` stops it\n";
+  g_interrupt_message_length = std::min(message.size(), sizeof(g_interrupt_message));
+  std::memcpy(g_interrupt_message, message.data(), g_interrupt_message_length);
+  struct sigaction action {};
+  action.sa_handler = OnInterrupt;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
 
 void ExitWith(std::string_view command, int exit_code, std::string_view message) {
   std::cerr << "dnd " << command << ": " << message << "\n";

@@ -51,6 +51,12 @@ struct WaitOptions {
 StatusOr<protocol::ProgressEvent> WaitForJob(CoordinatorClient& client, const std::string& job_id,
                                              const WaitOptions& options);
 
+// From now on, SIGINT (Ctrl-C) and SIGTERM end the process with kExitInterrupted after printing
+// "dnd: interrupted; job J keeps running ..." with the commands to follow or cancel it (the job is
+// the coordinator's; leaving the watch does not stop it). Call from the main thread once the job
+// id is known; calling it again replaces the job id.
+void ExitWithHintOnInterrupt(const std::string& job_id);
+
 // Fetches the job's results and writes them into `dir` (WriteResultFiles). When the coordinator
 // has none, says why: Aborted / Cancelled for a job that failed / was cancelled,
 // FailedPrecondition for one still queued or running.

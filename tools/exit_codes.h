@@ -11,16 +11,17 @@ namespace dnd::tools {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitJobFailed =
     1;  // the job failed or was cancelled (the message says which)
-inline constexpr int kExitUnavailable = 2;  // cannot reach the coordinator, or it refused our key
-inline constexpr int kExitTimeout = 3;      // a --timeout (or a reply deadline on a wait) expired
-inline constexpr int kExitUsage = 64;       // bad flags or values, unknown job/expert/concept
-inline constexpr int kExitInternal = 70;    // a bug or an unexpected failure (I/O, bad reply)
+inline constexpr int kExitUnavailable = 2;    // cannot reach the coordinator, or it refused our key
+inline constexpr int kExitTimeout = 3;        // a --timeout (or a reply deadline on a wait) expired
+inline constexpr int kExitUsage = 64;         // bad flags or values, unknown job/expert/concept
+inline constexpr int kExitInternal = 70;      // a bug or an unexpected failure (I/O, bad reply)
+inline constexpr int kExitInterrupted = 130;  // Ctrl-C while following a job (128 + SIGINT)
 
 // The table printed at the end of `dnd --help`.
 inline constexpr const char* kExitCodesHelp =
     "Exit codes: 0 success; 1 job failed or was cancelled; 2 cannot connect to the coordinator or "
     "not authorised; 3 timeout; 64 bad usage (flags, values, unknown job, expert or concept); "
-    "70 internal error.";
+    "70 internal error; 130 interrupted (Ctrl-C) while following a job, which keeps running.";
 
 // The exit code for a command that failed with `status` (not ok):
 //   Unavailable, Unauthenticated, PermissionDenied -> 2; DeadlineExceeded -> 3;

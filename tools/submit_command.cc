@@ -65,6 +65,7 @@ void RunSubmit(const SubmitFlags& flags, const ConnectionFlags& connection_flags
   }
 
   if (!flags.json) std::cerr << "submitted " << *job_id << "\n";
+  ExitWithHintOnInterrupt(*job_id);
   WaitOptions wait;
   wait.timeout = timeout;
   wait.progress = &std::cerr;

@@ -39,6 +39,7 @@ void RunWatch(const WatchFlags& flags, const ConnectionFlags& connection_flags) 
     wait.progress = &std::cerr;
     wait.interactive = StderrIsTerminal();
   }
+  ExitWithHintOnInterrupt(flags.job_id);
   auto final_event = WaitForJob(*connection->client, flags.job_id, wait);
   if (!final_event.ok()) ExitWithStatus("watch", final_event.status());
   if (!flags.json) {
