@@ -4,19 +4,11 @@
 #include <CLI/CLI.hpp>
 
 #include "protocol/startup.h"
-#include "tools/dnd_app.h"
-#ifdef DND_WITH_DEMO
 #include "tools/demo_command.h"
-#endif
+#include "tools/dnd_app.h"
 #include "worker/experts/torch_runtime.h"
 
 int main(int argc, char** argv) {
   dnd::InitProcess({.set_compute_threads = dnd::experts::SetTorchThreads});
-  return dnd::tools::RunDnd(argc, argv, [](CLI::App& app) {
-#ifdef DND_WITH_DEMO
-    dnd::tools::RegisterDemoCommand(app);
-#else
-    (void)app;
-#endif
-  });
+  return dnd::tools::RunDnd(argc, argv, dnd::tools::RegisterDemoCommand);
 }
