@@ -167,6 +167,15 @@ class Federation {
     return false;
   }
 
+  // Stops the processes; the directory (logs, keys, results) is kept when the test failed.
+  ~Federation() {
+    workers_.clear();
+    coordinator_.reset();
+    if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
+  }
+  Federation(const Federation&) = delete;
+  Federation& operator=(const Federation&) = delete;
+
   testing::Subprocess& worker(size_t i) { return *workers_[i]; }
   const std::string& dir() const { return dir_; }
   std::string Logs() const {
@@ -253,6 +262,7 @@ TEST(CliProcessTest, UnreachableCoordinatorExitsTwoWithinTheTimeout) {
   EXPECT_EQ(r.exit_code, kExitUnavailable) << r.output;
   EXPECT_NE(r.output.find("cannot reach the coordinator"), std::string::npos) << r.output;
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(30));
+  if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 
 TEST(CliProcessTest, BadJobsExitWithTheUsageCodeAndSayWhatIsAvailable) {
@@ -332,6 +342,7 @@ TEST(CliProcessTest, EmbeddedAndDistributedDemosWriteIdenticalImages) {
     EXPECT_FALSE(a.empty()) << name;
     EXPECT_TRUE(a == b) << name << " differs between the embedded and distributed demos";
   }
+  if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 
 }  // namespace
