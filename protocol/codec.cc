@@ -495,8 +495,7 @@ StatusOr<JobSpec> ReadJobSpec(wire::JobSpec::Reader r) {
     return InvalidArgumentError("field 'spec.fairness.epsilon': expected a finite value >= 0");
   }
   DND_ASSIGN_OR_RETURN(s.utility, ReadUtilityKind(r.getUtility(), "spec.utility"));
-  s.steps = r.getSteps();
-  if (s.steps == 0) return InvalidArgumentError("field 'spec.steps' must be >= 1, got 0");
+  s.steps = r.getSteps();  // 0 = the coordinator's default (range checked there)
   s.seed = r.getSeed();
   s.cfg_scale = r.getCfgScale();
   DND_RETURN_IF_ERROR(RequireFinite(s.cfg_scale, "spec.cfgScale"));

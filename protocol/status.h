@@ -136,6 +136,7 @@ class CheckFailure {
 // Lets `DND_CHECK(c) << x` be a void expression in both branches of the ternary.
 struct Voidify {
   void operator&(CheckFailure&) {}
+  void operator&(CheckFailure&&) {}
 };
 }  // namespace internal
 

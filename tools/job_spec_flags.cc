@@ -183,10 +183,7 @@ StatusOr<protocol::JobSpec> BuildJobSpec(const JobSpecFlags& flags) {
 
   // Unset = the coordinator's default: 0 for steps, cfg, beta, rho; negative for eta and gamma
   // (0 is a meaningful value of both).
-  // protocol/codec.cc refuses steps == 0 on decode ("must be >= 1"), although the schema and
-  // messages.h say 0 = the coordinator's default; until the codec accepts 0 the CLI sends the
-  // documented default itself.
-  spec.steps = kDefaultSteps;
+  spec.steps = 0;
   spec.cfg_scale = 0.0f;
   spec.beta = 0.0;
   spec.eta = -1.0;

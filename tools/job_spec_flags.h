@@ -20,9 +20,6 @@ class App;
 
 namespace dnd::tools {
 
-// Steps sent when --steps is not given (the coordinator's default; see BuildJobSpec).
-inline constexpr uint32_t kDefaultSteps = 50;
-
 // The raw flag values of `dnd submit`. Unset optionals mean "the coordinator's default".
 struct JobSpecFlags {
   std::vector<std::string> experts;   // "EXPERT:CONCEPT", one per --expert
@@ -65,8 +62,8 @@ StatusOr<protocol::Fairness> ParseFairness(const std::vector<std::string>& names
 // [0, 1] (pixel / 255). NotFound for a missing file, InvalidArgument for a file that is not a PNG.
 StatusOr<protocol::Tensor> ReadLayoutMask(const std::string& path);
 
-// The whole JobSpec. Fields left unset get the protocol's "use the default" values (cfg 0,
-// beta 0, rho 0, eta -1, gamma -1), except steps: kDefaultSteps (the codec refuses 0). Errors
+// The whole JobSpec. Fields left unset get the protocol's "use the default" values (steps 0,
+// cfg 0, beta 0, rho 0, eta -1, gamma -1). Errors
 // (InvalidArgument, NotFound for a layout file): no expert; a bad EXPERT:CONCEPT; the same expert
 // twice; steps <= 0 or > 1000; a non-finite number; cfg <= 0; eta outside [0, 1]; beta <= 0; gamma
 // < 0; a layout with another strategy than multidiffusion or with a mask count other than the

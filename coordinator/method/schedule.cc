@@ -162,6 +162,16 @@ StatusOr<std::vector<int>> NoiseSchedule::Timesteps(int num_steps) const {
       break;
     }
   }
+  // Leading spacing with steps_offset can step past the last training timestep (e.g. 1000 steps
+  // with offset 1 gives t = 1000): refuse it here rather than fail at the first step.
+  if (out.front() >= num_t || out.back() < 0) {
+    return InvalidArgumentError(std::to_string(num_steps) + " steps with " +
+                                std::string(Name(config_.timestep_spacing)) +
+                                " spacing and steps_offset " +
+                                std::to_string(config_.steps_offset) + " reach timestep " +
+                                std::to_string(out.front() >= num_t ? out.front() : out.back()) +
+                                ", outside the schedule's [0, " + std::to_string(num_t) + ")");
+  }
   return out;
 }
 

@@ -158,6 +158,12 @@ TEST(NoiseScheduleTest, RejectsBadConfigAndArguments) {
   const NoiseSchedule s = StableDiffusion();
   EXPECT_EQ(s.Timesteps(0).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s.Timesteps(1001).status().code(), StatusCode::kInvalidArgument);
+  // Leading spacing with steps_offset 1: 1000 steps would reach t = 999 + 1 = 1000, outside
+  // [0, 1000); with 999 steps (ratio 1000 / 999 = 1) the largest is 998 + 1 = 999.
+  EXPECT_EQ(s.Timesteps(1000).status().code(), StatusCode::kInvalidArgument);
+  auto leading_999 = s.Timesteps(999);
+  ASSERT_TRUE(leading_999.ok());
+  EXPECT_EQ(leading_999->front(), 999);
   EXPECT_EQ(s.Step(SamplerKind::kDdim, 1000, 980, 0).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s.Step(SamplerKind::kDdim, 500, 500, 0).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s.Step(SamplerKind::kDdim, 500, 480, -1).status().code(), StatusCode::kInvalidArgument);

@@ -63,6 +63,11 @@ TEST(StatusDeathTest, ValueOfAnErrorAborts) {
   EXPECT_DEATH({ (void)bad.value(); }, "boom");
 }
 
+TEST(StatusDeathTest, CheckWithoutContextCompilesAndAborts) {
+  DND_CHECK(2 + 2 == 4);
+  EXPECT_DEATH({ DND_CHECK(2 + 2 == 5); }, "2 \\+ 2 == 5");
+}
+
 TEST(StatusDeathTest, CheckAbortsWithContext) {
   EXPECT_DEATH({ DND_CHECK(1 + 1 == 3) << "arithmetic is broken"; }, "arithmetic is broken");
 }

@@ -44,7 +44,7 @@ TEST(JobSpecFlagsTest, ExpertConceptPairsKeepTheirOrder) {
 TEST(JobSpecFlagsTest, UnsetNumbersAskForTheCoordinatorsDefaults) {
   auto spec = Build({"--expert", "a:b"});
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
-  EXPECT_EQ(spec->steps, 50u);  // sent explicitly: the codec refuses 0
+  EXPECT_EQ(spec->steps, 0u);  // 0 = the coordinator's default
   EXPECT_EQ(spec->cfg_scale, 0.0f);
   EXPECT_EQ(spec->beta, 0.0);
   EXPECT_LT(spec->eta, 0.0);    // 0 is a valid eta: "unset" is negative
