@@ -1,6 +1,7 @@
 // The `dnd keygen` subcommand (keygen_command.h).
 #include "tools/keygen_command.h"
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -12,6 +13,16 @@
 namespace dnd::tools {
 
 Status RunKeygen(const KeygenOptions& options, std::ostream& out) {
+  // A missing key directory is created, private to its owner (it will hold secret keys).
+  std::error_code ec;
+  if (std::filesystem::create_directories(options.out_dir, ec)) {
+    std::filesystem::permissions(options.out_dir, std::filesystem::perms::owner_all, ec);
+  }
+  if (ec) {
+    return InvalidArgumentError("cannot create key directory " +
+                                std::filesystem::path(options.out_dir).string() + ": " +
+                                ec.message());
+  }
   DND_ASSIGN_OR_RETURN(auto keys, protocol::GenerateCurveKeyPair());
   DND_RETURN_IF_ERROR(protocol::WriteKeyPair(options.out_dir, options.name, keys));
   out << "public key: " << protocol::PublicKeyPath(options.out_dir, options.name).string() << "\n"
@@ -25,9 +36,9 @@ void RegisterKeygenCommand(CLI::App& app) {
   auto options = std::make_shared<KeygenOptions>();
   CLI::App* cmd = app.add_subcommand(
       "keygen", "Create a CurveZMQ key pair: DIR/NAME.key (public) and DIR/NAME.key_secret");
-  cmd->add_option("--out", options->out_dir, "Directory to write the key files into")
-      ->required()
-      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--out", options->out_dir,
+                  "Directory to write the key files into (created, mode 0700, if missing)")
+      ->required();
   cmd->add_option("--name", options->name, "Base name of the key files, e.g. 'coordinator'")
       ->required();
   cmd->callback([options] {

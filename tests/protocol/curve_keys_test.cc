@@ -134,6 +134,17 @@ TEST(KeygenCommandTest, WritesValidFilesAndRefusesToOverwrite) {
   EXPECT_EQ(*again, *keys);
 }
 
+TEST(KeygenCommandTest, CreatesAMissingDirectoryPrivateToItsOwner) {
+  const auto dir = FreshDir("keygen-new") / "keys";
+  ASSERT_FALSE(std::filesystem::exists(dir));
+  std::ostringstream out;
+  ASSERT_TRUE(tools::RunKeygen({dir, "alice"}, out).ok());
+  EXPECT_TRUE(ReadKeyPair(dir, "alice").ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
 TEST(KeygenCommandTest, BinaryExitsNonZeroWhenTheFilesExist) {
   const auto dir = FreshDir("binary");
   const std::string command =
