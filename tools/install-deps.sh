@@ -12,7 +12,7 @@ packages=(
   libcapnp-dev capnproto  # Cap'n Proto library and schema compiler
   libspdlog-dev libcli11-dev nlohmann-json3-dev libeigen3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libpng-dev libstb-dev
+  libpng-dev zlib1g-dev  # zlib: Fashion-MNIST IDX files are gzip-compressed
   dataset-fashion-mnist   # IDX files under /usr/share/datasets/fashion-mnist
   clang-14 libclang-rt-14-dev  # libFuzzer for `make fuzz`
 )

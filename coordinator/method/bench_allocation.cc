@@ -13,6 +13,7 @@
 
 #include "coordinator/method/allocation.h"
 #include "coordinator/method/composite.h"
+#include "protocol/startup.h"
 
 namespace dnd::method {
 namespace {
@@ -125,4 +126,11 @@ BENCHMARK(BM_AllocationStep)
 }  // namespace
 }  // namespace dnd::method
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  dnd::InitProcess({.num_threads = 1, .set_compute_threads = {}});  // single thread, no page faults
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -165,12 +165,11 @@ StatusOr<std::vector<int>> NoiseSchedule::Timesteps(int num_steps) const {
   // Leading spacing with steps_offset can step past the last training timestep (e.g. 1000 steps
   // with offset 1 gives t = 1000): refuse it here rather than fail at the first step.
   if (out.front() >= num_t || out.back() < 0) {
-    return InvalidArgumentError(std::to_string(num_steps) + " steps with " +
-                                std::string(Name(config_.timestep_spacing)) +
-                                " spacing and steps_offset " +
-                                std::to_string(config_.steps_offset) + " reach timestep " +
-                                std::to_string(out.front() >= num_t ? out.front() : out.back()) +
-                                ", outside the schedule's [0, " + std::to_string(num_t) + ")");
+    return InvalidArgumentError(
+        std::to_string(num_steps) + " steps with " + std::string(Name(config_.timestep_spacing)) +
+        " spacing and steps_offset " + std::to_string(config_.steps_offset) + " reach timestep " +
+        std::to_string(out.front() >= num_t ? out.front() : out.back()) +
+        ", outside the schedule's [0, " + std::to_string(num_t) + ")");
   }
   return out;
 }
@@ -221,6 +220,30 @@ StatusOr<StepCoefficients> NoiseSchedule::Step(SamplerKind sampler, int t, int t
   return c;
 }
 
+namespace {
+
+// One element of the conversions in PredictionToX0Eps's contract (sa = sqrt(a_t),
+// sb = sqrt(1 - a_t), x = x_t, o = the model's output).
+inline void X0AndEps(PredictionType type, double sa, double sb, double x, double o, double* x0,
+                     double* eps) {
+  switch (type) {
+    case PredictionType::kEpsilon:
+      *x0 = (x - sb * o) / sa;
+      *eps = o;
+      return;
+    case PredictionType::kSample:
+      *x0 = o;
+      *eps = (x - sa * o) / sb;
+      return;
+    case PredictionType::kVPrediction:
+      *x0 = sa * x - sb * o;
+      *eps = sa * o + sb * x;
+      return;
+  }
+}
+
+}  // namespace
+
 Status PredictionToX0Eps(const ScheduleConfig& config, PredictionType type, double alpha_t,
                          std::span<const float> x_t, std::span<const float> model_output,
                          std::span<float> x0, std::span<float> eps) {
@@ -235,22 +258,8 @@ Status PredictionToX0Eps(const ScheduleConfig& config, PredictionType type, doub
   const double r = config.clip_sample_range;
   for (size_t k = 0; k < n; ++k) {
     const double x = x_t[k];
-    const double o = model_output[k];
     double x0_k = 0, eps_k = 0;
-    switch (type) {
-      case PredictionType::kEpsilon:
-        x0_k = (x - sb * o) / sa;
-        eps_k = o;
-        break;
-      case PredictionType::kSample:
-        x0_k = o;
-        eps_k = (x - sa * o) / sb;
-        break;
-      case PredictionType::kVPrediction:
-        x0_k = sa * x - sb * o;
-        eps_k = sa * o + sb * x;
-        break;
-    }
+    X0AndEps(type, sa, sb, x, model_output[k], &x0_k, &eps_k);
     if (config.clip_sample) x0_k = std::clamp(x0_k, -r, r);
     if (!x0.empty()) x0[k] = static_cast<float>(x0_k);
     if (!eps.empty()) eps[k] = static_cast<float>(eps_k);
@@ -272,22 +281,8 @@ Status ProposalMean(const ScheduleConfig& config, PredictionType type, const Ste
   const double r = config.clip_sample_range;
   for (size_t k = 0; k < n; ++k) {
     const double x = x_t[k];
-    const double o = model_output[k];
     double x0_k = 0, eps_k = 0;
-    switch (type) {
-      case PredictionType::kEpsilon:
-        x0_k = (x - sb * o) / sa;
-        eps_k = o;
-        break;
-      case PredictionType::kSample:
-        x0_k = o;
-        eps_k = (x - sa * o) / sb;
-        break;
-      case PredictionType::kVPrediction:
-        x0_k = sa * x - sb * o;
-        eps_k = sa * o + sb * x;
-        break;
-    }
+    X0AndEps(type, sa, sb, x, model_output[k], &x0_k, &eps_k);
     if (config.clip_sample) x0_k = std::clamp(x0_k, -r, r);
     mu[k] = static_cast<float>(step.coef_x0 * x0_k + step.coef_eps * eps_k + step.coef_xt * x);
   }

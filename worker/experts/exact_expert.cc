@@ -47,15 +47,7 @@ class ExactExpert final : public Expert {
 
   std::vector<StatusOr<StepOutput>> Step(std::span<const StepInput> batch) override {
     std::vector<StatusOr<StepOutput>> results(batch.size(), InternalError("not computed"));
-    std::vector<size_t> valid;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Status status = ValidateStepInput(info_, batch[i]);
-      if (status.ok()) {
-        valid.push_back(i);
-      } else {
-        results[i] = std::move(status);
-      }
-    }
+    const std::vector<size_t> valid = PartitionValidItems(info_, batch, results);
     if (valid.empty()) return results;
     try {
       at::NoGradGuard no_grad;
@@ -88,17 +80,9 @@ class ExactExpert final : public Expert {
   std::vector<StatusOr<std::vector<float>>> Gradient(
       std::span<const GradientInput> batch) override {
     std::vector<StatusOr<std::vector<float>>> results(batch.size(), InternalError("not computed"));
-    std::vector<size_t> valid;
+    const std::vector<size_t> valid = PartitionValidItems(info_, batch, results);
     std::vector<StepInput> steps;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Status status = ValidateGradientInput(info_, batch[i]);
-      if (status.ok()) {
-        valid.push_back(i);
-      } else {
-        results[i] = std::move(status);
-      }
-      steps.push_back(batch[i].step);
-    }
+    for (const GradientInput& item : batch) steps.push_back(item.step);
     if (valid.empty()) return results;
     try {
       at::AutoGradMode grad_mode(true);

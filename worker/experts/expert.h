@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "protocol/status.h"
@@ -135,6 +136,29 @@ class Expert {
 Status ValidateStepInput(const ExpertInfo& info, const StepInput& input);
 // ValidateStepInput plus the allocation checks of Expert::Gradient.
 Status ValidateGradientInput(const ExpertInfo& info, const GradientInput& input);
+
+// Validates each item of a batch (ValidateStepInput / ValidateGradientInput): an invalid item's
+// error goes into results[i] (results has one entry per item); returns the valid items' indices,
+// which a backend then computes together. Backends call it first in Step and Gradient.
+template <typename Input, typename Output>
+std::vector<size_t> PartitionValidItems(const ExpertInfo& info, std::span<const Input> batch,
+                                        std::vector<StatusOr<Output>>& results) {
+  std::vector<size_t> valid;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Status status;
+    if constexpr (std::is_same_v<Input, GradientInput>) {
+      status = ValidateGradientInput(info, batch[i]);
+    } else {
+      status = ValidateStepInput(info, batch[i]);
+    }
+    if (status.ok()) {
+      valid.push_back(i);
+    } else {
+      results[i] = std::move(status);
+    }
+  }
+  return valid;
+}
 
 // How to build an expert. Value type.
 struct ExpertConfig {
