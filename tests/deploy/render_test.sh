@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# Renders the Kubernetes manifests of deploy/k8s with `kubectl kustomize` (offline) and checks the
-# properties deploy/README.md promises: non-root, read-only root filesystem, writable volumes only
-# where needed, DND_THREADS = the CPU limit, CURVE keys from Secrets (never rendered), the
-# coordinator's Service on 5555/5556 with probes on ports bound to 0.0.0.0, the worker's args.
-# Then it checks that the checks can fail: it breaks a copy of the manifests and expects failures.
+# Renders deploy/k8s with `kubectl kustomize` (offline) and checks what deploy/README.md promises
+# (non-root, read-only root, writable volumes only where needed, DND_THREADS, keys from Secrets,
+# Service 5555/5556, probes on 0.0.0.0 ports, worker args); then breaks a copy to show checks fail.
 # Usage: render_test.sh [REPO_ROOT]. Exit 0 pass, 1 fail, 77 skipped (kubectl or jq missing:
 # kubectl is not a Debian package).
 set -euo pipefail
