@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -184,6 +185,8 @@ StatusOr<std::vector<zmq::message_t>> ReceiveFrames(zmq::socket_t& s, int timeou
     }
     return frames;
   } catch (const zmq::error_t& e) {
+    // A signal (e.g. the SIGTERM that stops a server) interrupts the wait: nothing was received.
+    if (e.num() == EINTR) return DeadlineExceededError("interrupted by a signal");
     return FromZmq(e, "receive");
   }
 }

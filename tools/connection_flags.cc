@@ -27,7 +27,8 @@ std::string DefaultConfigPath() {
   if (home == nullptr || *home == '\0') return "";
   const std::filesystem::path path =
       std::filesystem::path(home) / ".config" / "dnd" / "config.toml";
-  return std::filesystem::exists(path) ? path.string() : "";
+  std::error_code ec;  // an unreadable home (e.g. another uid's) means "no config file"
+  return std::filesystem::exists(path, ec) ? path.string() : "";
 }
 
 void AddConnectionFlags(CLI::App& app, ConnectionFlags& flags) {

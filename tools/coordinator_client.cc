@@ -19,11 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kMonitoredEvents =
-    ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED |
-    ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
-
 std::string Seconds(int ms) {
   if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
   char buffer[32];
@@ -81,102 +76,29 @@ StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
     }
     return dealer.status();
   }
-  // The monitor reports the DEALER's connection events on an inproc PAIR. Handshake failures
-  // repeat on every reconnect, so events that happen before the PAIR connects are seen again.
-  static std::atomic<uint64_t> next_monitor_id{0};
-  const std::string monitor_endpoint =
-      "inproc://dnd-client-monitor-" + std::to_string(next_monitor_id.fetch_add(1));
-  if (zmq_socket_monitor((*dealer)->socket().handle(), monitor_endpoint.c_str(),
-                         kMonitoredEvents) != 0) {
-    return InternalError(std::string("cannot monitor the client socket: ") +
-                         zmq_strerror(zmq_errno()));
-  }
-  try {
-    zmq::socket_t monitor(context.context(), zmq::socket_type::pair);
-    monitor.set(zmq::sockopt::linger, 0);
-    monitor.connect(monitor_endpoint);
-    return std::unique_ptr<CoordinatorClient>(
-        new CoordinatorClient(std::move(options), std::move(dealer).value(), std::move(monitor)));
-  } catch (const zmq::error_t& e) {
-    zmq_socket_monitor((*dealer)->socket().handle(), nullptr, 0);
-    return InternalError(std::string("cannot connect the socket monitor: ") + e.what());
-  }
+  auto monitor = protocol::ConnectionMonitor::Attach(context, **dealer);
+  if (!monitor.ok()) return monitor.status();
+  return std::unique_ptr<CoordinatorClient>(new CoordinatorClient(
+      std::move(options), std::move(dealer).value(), std::move(monitor).value()));
 }
 
 CoordinatorClient::CoordinatorClient(ClientOptions options,
                                      std::unique_ptr<protocol::DealerSocket> dealer,
-                                     zmq::socket_t monitor)
+                                     std::unique_ptr<protocol::ConnectionMonitor> monitor)
     : options_(std::move(options)), dealer_(std::move(dealer)), monitor_(std::move(monitor)) {}
 
-CoordinatorClient::~CoordinatorClient() {
-  zmq_socket_monitor(dealer_->socket().handle(), nullptr, 0);
-  monitor_.close();
-}
-
-void CoordinatorClient::DrainMonitor() {
-  for (;;) {
-    zmq::message_t header;
-    zmq::recv_result_t got;
-    try {
-      got = monitor_.recv(header, zmq::recv_flags::dontwait);
-    } catch (const zmq::error_t&) {
-      return;
-    }
-    if (!got) return;
-    // Frame 1: uint16 event, uint32 value; frame 2: the endpoint (consumed and ignored).
-    while (monitor_.get(zmq::sockopt::rcvmore)) {
-      zmq::message_t rest;
-      if (!monitor_.recv(rest, zmq::recv_flags::dontwait)) break;
-    }
-    if (header.size() < sizeof(uint16_t)) continue;
-    uint16_t event = 0;
-    std::memcpy(&event, header.data(), sizeof(event));
-    switch (event) {
-      case ZMQ_EVENT_CONNECT_RETRIED:
-        ++events_.connect_refused;
-        break;
-      case ZMQ_EVENT_CONNECTED:
-        ++events_.connected;
-        break;
-      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-        ++events_.handshakes;
-        break;
-      case ZMQ_EVENT_DISCONNECTED:
-        ++events_.disconnects;
-        break;
-      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-        ++events_.auth_failures;
-        break;
-      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-        ++events_.protocol_failures;
-        break;
-      default:
-        break;
-    }
-  }
-}
+CoordinatorClient::~CoordinatorClient() = default;
 
 StatusOr<protocol::CoordinatorToClient> CoordinatorClient::Receive(int timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    DrainMonitor();
-    if (events_.auth_failures > 0) {
-      return UnauthenticatedError("the coordinator at " + options_.endpoint +
-                                  " refused this client's key (ask its operator to add your "
-                                  "public key to the coordinator's allow-list)");
-    }
-    if (events_.protocol_failures > 0 && events_.handshakes == 0) {
-      return UnauthenticatedError(
-          "the security handshake with the coordinator at " + options_.endpoint +
-          " failed: one side uses --plain and the other CURVE, or --server-key is not the "
-          "coordinator's public key");
-    }
+    monitor_->Drain();
+    DND_RETURN_IF_ERROR(monitor_->HandshakeStatus(options_.endpoint, "this client's key"));
     const auto now = Clock::now();
     const auto left = std::max<int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count());
-    std::array<zmq::pollitem_t, 2> items{
-        {{dealer_->socket().handle(), 0, ZMQ_POLLIN, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}}};
+    std::array<zmq::pollitem_t, 2> items{{{dealer_->socket().handle(), 0, ZMQ_POLLIN, 0},
+                                          {monitor_->socket().handle(), 0, ZMQ_POLLIN, 0}}};
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(left));
     } catch (const zmq::error_t& e) {
@@ -203,14 +125,14 @@ StatusOr<protocol::CoordinatorToClient> CoordinatorClient::Receive(int timeout_m
 Status CoordinatorClient::NoReplyError(const std::string& what, int waited_ms) const {
   std::string message =
       what + " the coordinator at " + options_.endpoint + " within " + Seconds(waited_ms);
-  if (events_.handshakes > 0) {
+  if (monitor_->events().handshakes > 0) {
     message += " (connected, but it did not answer)";
-  } else if (options_.security.mode == protocol::SecurityMode::kCurve && events_.connected > 0 &&
-             events_.disconnects > 0) {
+  } else if (options_.security.mode == protocol::SecurityMode::kCurve &&
+             monitor_->events().connected > 0 && monitor_->events().disconnects > 0) {
     return UnauthenticatedError(message +
                                 ": it closed the connection during the CURVE handshake (is "
                                 "--server-key the coordinator's public key?)");
-  } else if (events_.connect_refused > 0) {
+  } else if (monitor_->events().connect_refused > 0) {
     message += " (connection refused: is dnd-coordinator running, and is the address right?)";
   } else {
     message += " (no connection could be made)";
@@ -321,7 +243,7 @@ StatusOr<protocol::ProgressEvent> CoordinatorClient::Watch(
       continue;
     }
     // Never connected: the same answer as a plain request gets.
-    if (!heard_anything && events_.handshakes == 0) {
+    if (!heard_anything && monitor_->events().handshakes == 0) {
       return NoReplyError("cannot reach", options_.reply_timeout_ms);
     }
     // Silent for a whole reply timeout: is the coordinator still there, and the job still alive?

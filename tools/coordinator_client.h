@@ -15,6 +15,7 @@
 
 #include <zmq.hpp>
 
+#include "protocol/connection_monitor.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
 #include "protocol/transport.h"
@@ -77,30 +78,19 @@ class CoordinatorClient {
   const std::string& endpoint() const { return options_.endpoint; }
 
  private:
-  // What the socket monitor has reported so far.
-  struct LinkEvents {
-    int connect_refused = 0;    // ZMQ_EVENT_CONNECT_RETRIED (nothing listening, or unreachable)
-    int connected = 0;          // ZMQ_EVENT_CONNECTED (TCP up)
-    int handshakes = 0;         // ZMQ_EVENT_HANDSHAKE_SUCCEEDED
-    int disconnects = 0;        // ZMQ_EVENT_DISCONNECTED
-    int auth_failures = 0;      // ZMQ_EVENT_HANDSHAKE_FAILED_AUTH (ZAP refused our key)
-    int protocol_failures = 0;  // ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL / _NO_DETAIL
-  };
-
   CoordinatorClient(ClientOptions options, std::unique_ptr<protocol::DealerSocket> dealer,
-                    zmq::socket_t monitor);
+                    std::unique_ptr<protocol::ConnectionMonitor> monitor);
   // Waits up to timeout_ms for one decoded message, reading monitor events meanwhile.
   // DeadlineExceeded on timeout (callers turn it into their own message); Unauthenticated as soon
   // as the monitor reports a refused handshake; Internal for an undecodable reply.
   StatusOr<protocol::CoordinatorToClient> Receive(int timeout_ms);
-  void DrainMonitor();
   // The Unavailable / Unauthenticated status for "no reply within `waited_ms`".
   Status NoReplyError(const std::string& what, int waited_ms) const;
 
   ClientOptions options_;
   std::unique_ptr<protocol::DealerSocket> dealer_;
-  zmq::socket_t monitor_;  // PAIR connected to the DEALER's monitor endpoint
-  LinkEvents events_;
+  // Declared after dealer_: destroyed first, while the DEALER it watches still exists.
+  std::unique_ptr<protocol::ConnectionMonitor> monitor_;
 };
 
 }  // namespace dnd::tools

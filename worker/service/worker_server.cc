@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/codec.h"
+#include "protocol/connection_monitor.h"
 #include "protocol/messages.h"
 #include "worker/service/request_batcher.h"
 
@@ -113,10 +114,12 @@ Status CheckLatentShape(const experts::ExpertInfo& info, const protocol::Tensor&
 // The state of one Run(): lives on the serving thread only.
 class WorkerServer::Loop {
  public:
-  Loop(WorkerServer& server, std::unique_ptr<protocol::DealerSocket> socket)
+  Loop(WorkerServer& server, std::unique_ptr<protocol::DealerSocket> socket,
+       std::unique_ptr<protocol::ConnectionMonitor> monitor)
       : server_(server),
         info_(server.expert_->Describe()),
         socket_(std::move(socket)),
+        monitor_(std::move(monitor)),
         steps_(server.options_.max_batch, server.options_.batch_wait_ms),
         guidance_(server.options_.max_batch, server.options_.batch_wait_ms),
         heartbeat_interval_(std::chrono::milliseconds(server.options_.heartbeat_interval_ms)) {}
@@ -141,6 +144,11 @@ class WorkerServer::Loop {
         if (done_) return OkStatus();
         timeout_ms = 0;
       }
+      // A coordinator that refuses this worker's key never answers: stop with the reason
+      // instead of retrying registration forever.
+      monitor_->Drain();
+      DND_RETURN_IF_ERROR(
+          monitor_->HandshakeStatus(server_.options_.coordinator_endpoint, "this worker's key"));
       const Clock::time_point after = Clock::now();
       while (steps_.Ready(after)) RunStepBatch(steps_.Take());
       while (guidance_.Ready(Clock::now())) RunGuidanceBatch(guidance_.Take());
@@ -367,6 +375,7 @@ class WorkerServer::Loop {
   WorkerServer& server_;
   const experts::ExpertInfo& info_;
   std::unique_ptr<protocol::DealerSocket> socket_;
+  std::unique_ptr<protocol::ConnectionMonitor> monitor_;  // watches socket_; destroyed first
   RequestBatcher<protocol::StepRequest> steps_;
   RequestBatcher<PendingGuidance> guidance_;
   std::unordered_map<std::string, Cached> cache_;
@@ -415,7 +424,9 @@ Status WorkerServer::Run() {
                                                        options_.security, socket_options));
   spdlog::info("worker: serving expert '{}' ({}), coordinator {}", expert_->Describe().name,
                expert_->Describe().latent.ShapeString(), options_.coordinator_endpoint);
-  Loop loop(*this, std::move(socket));
+  DND_ASSIGN_OR_RETURN(std::unique_ptr<protocol::ConnectionMonitor> monitor,
+                       protocol::ConnectionMonitor::Attach(context_, *socket));
+  Loop loop(*this, std::move(socket), std::move(monitor));
   return loop.Run();
 }
 

@@ -13,6 +13,7 @@
 #include <signal.h>
 
 #include "protocol/codec.h"
+#include "protocol/curve_keys.h"
 #include "protocol/messages.h"
 #include "protocol/transport.h"
 #include "tests/support/subprocess.h"
@@ -336,6 +337,33 @@ TEST_F(WorkerProcessTest, HeartbeatsAndStopsCleanlyOnSigterm) {
   auto bye = NextAs<protocol::Goodbye>();
   EXPECT_FALSE(bye.reason.empty());
   EXPECT_EQ(worker_->Wait(std::chrono::milliseconds(10000)), std::optional<int>(0));
+}
+
+TEST(WorkerKeyTest, AWorkerWhoseKeyIsRefusedStopsWithExitCode4AndSaysWhy) {
+  const std::string dir = testing::MakeTempDir("dnd-worker-key-test-");
+  auto server_keys = protocol::GenerateCurveKeyPair();
+  auto worker_keys = protocol::GenerateCurveKeyPair();
+  auto someone_else = protocol::GenerateCurveKeyPair();
+  ASSERT_TRUE(server_keys.ok() && worker_keys.ok() && someone_else.ok());
+  ASSERT_TRUE(protocol::WriteKeyPair(dir, "coordinator", *server_keys).ok());
+  ASSERT_TRUE(protocol::WriteKeyPair(dir, "footwear", *worker_keys).ok());
+  auto context = protocol::TransportContext::Create();
+  ASSERT_TRUE(context.ok());
+  // The coordinator allow-lists someone else's key only.
+  auto router = protocol::RouterSocket::Bind(
+      **context, "tcp://127.0.0.1:*",
+      protocol::SecurityOptions::CurveServer(*server_keys, {someone_else->public_key}));
+  ASSERT_TRUE(router.ok()) << router.status().ToString();
+  testing::Subprocess worker(
+      {DND_WORKER_BINARY, "--coordinator", (*router)->endpoint(), "--key-dir", dir, "--key-name",
+       "footwear", "--server-key", dir + "/coordinator.key", "--name", "footwear", "--concepts",
+       "sneaker", "--items-per-class", "2", "--threads", "1"},
+      dir + "/worker.log");
+  EXPECT_EQ(worker.Wait(std::chrono::milliseconds(30000)), std::optional<int>(4))
+      << worker.Output();
+  EXPECT_NE(worker.Output().find("refused this worker's key"), std::string::npos)
+      << worker.Output();
+  EXPECT_FALSE((*router)->Receive(0).ok()) << "a refused worker's message reached the server";
 }
 
 TEST(RequestBatcherTest, ReadyWhenFullOrWhenTheOldestHasWaited) {
