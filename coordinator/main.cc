@@ -1,11 +1,9 @@
 // dnd-coordinator: binds the worker and client endpoints and runs composition jobs.
 // Flags -> config -> wire the components -> run. See docs/coordinator.md.
-#include <atomic>
 #include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include "coordinator/service/coordinator_server.h"
@@ -18,13 +16,6 @@ namespace {
 // Exit codes: 0 stopped cleanly, 2 bad usage or configuration, 4 cannot bind or serve.
 constexpr int kExitUsage = 2;
 constexpr int kExitServe = 4;
-
-// The server a SIGINT/SIGTERM stops (a signal handler can reach nothing else).
-std::atomic<dnd::coordinator::CoordinatorServer*> g_server_to_stop{nullptr};
-
-void OnStopSignal(int) {
-  if (dnd::coordinator::CoordinatorServer* s = g_server_to_stop.load()) s->RequestStop();
-}
 
 int Fail(int code, const dnd::Status& status) {
   spdlog::error("{}", status.ToString());
@@ -89,14 +80,11 @@ int main(int argc, char** argv) {
   if (!context.ok()) return Fail(kExitServe, context.status());
   auto server = dnd::coordinator::CoordinatorServer::Create(options, **context);
   if (!server.ok()) return Fail(kExitUsage, server.status());
-  g_server_to_stop.store(server->get());
-  struct sigaction action {};
-  action.sa_handler = OnStopSignal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  dnd::StopOnSignals(
+      [](void* s) { static_cast<dnd::coordinator::CoordinatorServer*>(s)->RequestStop(); },
+      server->get());
   dnd::Status status = (*server)->Run();
-  g_server_to_stop.store(nullptr);
+  dnd::ClearStopSignalTarget();
   if (!status.ok()) return Fail(kExitServe, status);
   return 0;
 }

@@ -1,13 +1,11 @@
 // dnd-worker: serves one organisation's private expert to a coordinator. Flags -> config -> wire
 // the components -> run. See docs/worker.md for a deployment walk-through.
-#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include "protocol/curve_keys.h"
@@ -24,15 +22,6 @@ namespace {
 constexpr int kExitUsage = 2;
 constexpr int kExitModel = 3;
 constexpr int kExitServe = 4;
-
-// The server a SIGINT/SIGTERM stops. A signal handler can reach nothing else: OpenBLAS starts its
-// threads before main(), so blocking the signals and waiting for them on one thread is not an
-// option.
-std::atomic<dnd::worker::WorkerServer*> g_server_to_stop{nullptr};
-
-void OnStopSignal(int) {
-  if (dnd::worker::WorkerServer* s = g_server_to_stop.load()) s->RequestStop();
-}
 
 int Fail(int code, const dnd::Status& status) {
   spdlog::error("{}", status.ToString());
@@ -114,14 +103,10 @@ int main(int argc, char** argv) {
   auto server = dnd::worker::WorkerServer::Create(options, std::move(model).value(), **context);
   if (!server.ok()) return Fail(kExitUsage, server.status());
 
-  g_server_to_stop.store(server->get());
-  struct sigaction action {};
-  action.sa_handler = OnStopSignal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  dnd::StopOnSignals([](void* s) { static_cast<dnd::worker::WorkerServer*>(s)->RequestStop(); },
+                     server->get());
   dnd::Status status = (*server)->Run();
-  g_server_to_stop.store(nullptr);
+  dnd::ClearStopSignalTarget();
   if (!status.ok()) return Fail(kExitServe, status);
   return 0;
 }
