@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "protocol/curve_keys.h"
+#include "tests/support/closed_port.h"
 #include "tests/support/subprocess.h"
 
 namespace dnd {
@@ -256,9 +257,9 @@ TEST(CliProcessTest, ClientKeyNotOnTheAllowListExitsTwo) {
 TEST(CliProcessTest, UnreachableCoordinatorExitsTwoWithinTheTimeout) {
   const std::string dir = testing::MakeTempDir("dnd-cli-test-");
   const auto start = std::chrono::steady_clock::now();
-  CliResult r =
-      RunCli(dir, {"status", "--plain", "--coordinator",
-                   "tcp://127.0.0.1:" + std::to_string(FreePort()), "--connect-timeout", "1"});
+  const testing::ClosedPort closed;
+  CliResult r = RunCli(
+      dir, {"status", "--plain", "--coordinator", closed.endpoint(), "--connect-timeout", "1"});
   EXPECT_EQ(r.exit_code, kExitUnavailable) << r.output;
   EXPECT_NE(r.output.find("cannot reach the coordinator"), std::string::npos) << r.output;
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(30));

@@ -15,6 +15,7 @@
 
 #include "protocol/codec.h"
 #include "protocol/curve_keys.h"
+#include "tests/support/closed_port.h"
 
 namespace dnd::tools {
 namespace {
@@ -103,13 +104,8 @@ protocol::ProgressEvent Event(const std::string& job, protocol::JobState state, 
 
 TEST(CoordinatorClientTest, NothingListeningIsUnavailableWithinTheTimeout) {
   auto context = MakeContext();
-  std::string endpoint;
-  {  // A port that was just free: bind, note it, close.
-    auto probe = protocol::RouterSocket::Bind(*context, "tcp://127.0.0.1:*",
-                                              protocol::SecurityOptions::Plain());
-    ASSERT_TRUE(probe.ok());
-    endpoint = (*probe)->endpoint();
-  }
+  const testing::ClosedPort closed;  // held for the whole test: nobody can listen there
+  const std::string endpoint = closed.endpoint();
   auto client = MakeClient(*context, endpoint, protocol::SecurityOptions::Plain(), 500);
   const auto start = std::chrono::steady_clock::now();
   auto jobs = client->GetStatus("");
