@@ -6,9 +6,13 @@
 #include "protocol/startup.h"
 #include "tools/demo_command.h"
 #include "tools/dnd_app.h"
+#include "tools/train_command.h"
 #include "worker/experts/torch_runtime.h"
 
 int main(int argc, char** argv) {
   dnd::InitProcess({.set_compute_threads = dnd::experts::SetTorchThreads});
-  return dnd::tools::RunDnd(argc, argv, dnd::tools::RegisterDemoCommand);
+  return dnd::tools::RunDnd(argc, argv, [](CLI::App& app) {
+    dnd::tools::RegisterDemoCommand(app);
+    dnd::tools::RegisterTrainCommand(app);
+  });
 }

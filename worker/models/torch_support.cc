@@ -1,0 +1,239 @@
+#include "worker/models/torch_support.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <numeric>
+
+namespace dnd::models {
+namespace {
+
+constexpr char kMetaKey[] = "dnd_metadata";
+constexpr char kFormatKey[] = "dnd_format";
+constexpr char kModelFormat[] = "dnd-model-1";
+constexpr char kCheckpointFormat[] = "dnd-checkpoint-1";
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Writes to a temporary file and renames it, so a crash never leaves half a file behind.
+Status SaveArchive(torch::serialize::OutputArchive& archive, const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  try {
+    const auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    archive.save_to(tmp);
+    std::filesystem::rename(tmp, path);
+  } catch (const std::exception& e) {
+    return InternalError("cannot write " + path + ": " + e.what());
+  }
+  return OkStatus();
+}
+
+StatusOr<std::string> ReadString(torch::serialize::InputArchive& archive, const char* key,
+                                 const std::string& path) {
+  c10::IValue value;
+  if (!archive.try_read(key, value) || !value.isString()) {
+    return DataLossError(path + " has no '" + key + "' entry: not a dnd model or checkpoint");
+  }
+  return value.toStringRef();
+}
+
+}  // namespace
+
+StatusOr<std::string> ResolveDevice(const std::string& requested) {
+  const bool cuda = torch::cuda::is_available();
+  if (requested == "auto") return std::string(cuda ? "cuda" : "cpu");
+  if (requested == "cpu") return std::string("cpu");
+  if (requested == "cuda") {
+    if (!cuda) {
+      return FailedPreconditionError(
+          "device cuda asked for, but this LibTorch has no CUDA device (Debian's libtorch is "
+          "CPU-only; build against a CUDA LibTorch on a machine with a GPU)");
+    }
+    return std::string("cuda");
+  }
+  return InvalidArgumentError("device must be auto, cpu or cuda, not '" + requested + "'");
+}
+
+double LearningRate(const TrainOptions& options, int step) {
+  const double peak = options.learning_rate;
+  if (step < options.warmup_steps) return peak * (step + 1) / options.warmup_steps;
+  const double span = std::max(1, options.steps - options.warmup_steps);
+  const double progress = std::min(1.0, (step - options.warmup_steps) / span);
+  return peak * (0.1 + 0.9 * 0.5 * (1.0 + std::cos(M_PI * progress)));
+}
+
+uint64_t StepSeed(uint64_t seed, int step, uint64_t stream) {
+  return SplitMix64(SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(step)) ^ stream);
+}
+
+Status SaveModelFile(torch::nn::Module& module, const std::string& metadata_json,
+                     const std::string& path) {
+  torch::serialize::OutputArchive archive;
+  // LoadModelFile maps every tensor to the CPU, so a model trained on a GPU loads anywhere.
+  try {
+    module.save(archive);
+  } catch (const std::exception& e) {
+    return InternalError(std::string("cannot serialise the model: ") + e.what());
+  }
+  archive.write(kFormatKey, c10::IValue(std::string(kModelFormat)));
+  archive.write(kMetaKey, c10::IValue(metadata_json));
+  return SaveArchive(archive, path);
+}
+
+StatusOr<std::string> LoadModelFile(torch::nn::Module& module, const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) return NotFoundError("no model file " + path);
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path, torch::kCPU);
+    DND_ASSIGN_OR_RETURN(std::string format, ReadString(archive, kFormatKey, path));
+    if (format != kModelFormat) {
+      return DataLossError(path + " is a '" + format + "', not a model file (" + kModelFormat +
+                           ")");
+    }
+    module.load(archive);
+    return ReadString(archive, kMetaKey, path);
+  } catch (const std::exception& e) {
+    return DataLossError("cannot load " + path + ": " + e.what());
+  }
+}
+
+std::string WeightsHash(torch::nn::Module& module) {
+  uint64_t h = 1469598103934665603ULL;
+  std::vector<torch::Tensor> tensors = module.parameters();
+  for (const torch::Tensor& b : module.buffers()) tensors.push_back(b);
+  for (const torch::Tensor& p : tensors) {
+    const torch::Tensor t = p.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    const auto* bytes = static_cast<const unsigned char*>(t.data_ptr());
+    for (int64_t i = 0; i < t.numel() * 4; ++i) {
+      h ^= bytes[i];
+      h *= 1099511628211ULL;
+    }
+  }
+  char out[9];
+  std::snprintf(out, sizeof(out), "%08x", static_cast<unsigned>(h ^ (h >> 32)));
+  return out;
+}
+
+void UpdateEma(torch::nn::Module& ema, torch::nn::Module& model, double decay) {
+  torch::NoGradGuard no_grad;
+  auto ema_params = ema.parameters();
+  auto params = model.parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    ema_params[i].mul_(decay).add_(params[i].detach(), 1.0 - decay);
+  }
+  auto ema_buffers = ema.buffers();
+  auto buffers = model.buffers();
+  for (size_t i = 0; i < buffers.size(); ++i) ema_buffers[i].copy_(buffers[i]);
+}
+
+std::string CheckpointPath(const TrainOptions& options) {
+  return options.checkpoint.empty() ? options.out + ".ckpt" : options.checkpoint;
+}
+
+StatusOr<LoopResult> RunTrainingLoop(torch::nn::Module& model, torch::nn::Module* ema,
+                                     double ema_decay, torch::optim::Optimizer& optimizer,
+                                     const TrainOptions& options, const std::string& config_json,
+                                     const std::function<double(int)>& step_fn,
+                                     const ProgressFn& progress) {
+  const std::string checkpoint = CheckpointPath(options);
+  int start = 0;
+  if (options.resume) {
+    if (!std::filesystem::is_regular_file(checkpoint)) {
+      return NotFoundError("--resume: no checkpoint " + checkpoint);
+    }
+    try {
+      torch::serialize::InputArchive archive;
+      archive.load_from(checkpoint);
+      DND_ASSIGN_OR_RETURN(std::string format, ReadString(archive, kFormatKey, checkpoint));
+      DND_ASSIGN_OR_RETURN(std::string saved_config, ReadString(archive, kMetaKey, checkpoint));
+      if (format != kCheckpointFormat) return DataLossError(checkpoint + " is not a checkpoint");
+      if (saved_config != config_json) {
+        return FailedPreconditionError(
+            "--resume: " + checkpoint +
+            " was written by a run with another config; resume with the same config, or start "
+            "afresh without --resume.\n  checkpoint: " +
+            saved_config + "\n  this run:   " + config_json);
+      }
+      torch::serialize::InputArchive model_archive, ema_archive, optimizer_archive;
+      archive.read("model", model_archive);
+      model.load(model_archive);
+      if (ema != nullptr) {
+        archive.read("ema", ema_archive);
+        ema->load(ema_archive);
+      }
+      archive.read("optimizer", optimizer_archive);
+      optimizer.load(optimizer_archive);
+      c10::IValue step;
+      archive.read("step", step);
+      start = static_cast<int>(step.toInt());
+    } catch (const std::exception& e) {
+      return DataLossError("cannot resume from " + checkpoint + ": " + e.what());
+    }
+  }
+  auto save_checkpoint = [&](int step) -> Status {
+    torch::serialize::OutputArchive archive, model_archive, ema_archive, optimizer_archive;
+    model.save(model_archive);
+    archive.write("model", model_archive);
+    if (ema != nullptr) {
+      ema->save(ema_archive);
+      archive.write("ema", ema_archive);
+    }
+    optimizer.save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+    archive.write("step", c10::IValue(static_cast<int64_t>(step)));
+    archive.write(kFormatKey, c10::IValue(std::string(kCheckpointFormat)));
+    archive.write(kMetaKey, c10::IValue(config_json));
+    return SaveArchive(archive, checkpoint);
+  };
+
+  const auto begin = std::chrono::steady_clock::now();
+  std::deque<double> recent;
+  double recent_sum = 0.0;
+  LoopResult result;
+  for (int step = start; step < options.steps; ++step) {
+    const double lr = LearningRate(options, step);
+    for (auto& group : optimizer.param_groups()) {
+      group.options().set_lr(lr);
+    }
+    const double loss = step_fn(step);
+    if (!std::isfinite(loss)) {
+      return InternalError("training diverged at step " + std::to_string(step) + " (loss " +
+                           std::to_string(loss) + "); lower learning_rate");
+    }
+    if (ema != nullptr) UpdateEma(*ema, model, step < options.warmup_steps ? 0.0 : ema_decay);
+    recent.push_back(loss);
+    recent_sum += loss;
+    if (recent.size() > 50) {
+      recent_sum -= recent.front();
+      recent.pop_front();
+    }
+    ++result.steps_run;
+    const int done = step + 1;
+    if (done % options.checkpoint_every == 0 || done == options.steps) {
+      DND_RETURN_IF_ERROR(save_checkpoint(done));
+    }
+    result.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    result.final_loss = recent_sum / recent.size();
+    if (progress) {
+      progress({.step = done,
+                .total_steps = options.steps,
+                .loss = result.final_loss,
+                .elapsed_seconds = result.seconds,
+                .first_step = start});
+    }
+  }
+  return result;
+}
+
+}  // namespace dnd::models
