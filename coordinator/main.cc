@@ -1,7 +1,9 @@
 // dnd-coordinator: binds the worker and client endpoints and runs composition jobs.
 // Flags -> config -> wire the components -> run. See docs/coordinator.md.
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -10,6 +12,8 @@
 #include "protocol/curve_keys.h"
 #include "protocol/startup.h"
 #include "protocol/transport.h"
+#include "worker/experts/torch_runtime.h"
+#include "worker/service/shipped_models.h"
 
 namespace {
 
@@ -22,15 +26,31 @@ int Fail(int code, const dnd::Status& status) {
   return code;
 }
 
+// The autoencoder files to load: the --autoencoder flags; without any, the shipped
+// autoencoder.pt when present ($DND_MODELS_DIR, else the source tree), and none with --no-decoder.
+std::vector<std::filesystem::path> AutoencoderFiles(const std::vector<std::string>& flags,
+                                                    bool no_decoder) {
+  if (no_decoder) return {};
+  if (!flags.empty()) return {flags.begin(), flags.end()};
+  if (auto shipped = dnd::worker::FindShippedModel(dnd::worker::kAutoencoderFile)) {
+    return {*shipped};
+  }
+  spdlog::info("coordinator: no {} in {}: latent-space results get a channel-mean preview",
+               dnd::worker::kAutoencoderFile, dnd::worker::ShippedModelsDir().string());
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  dnd::InitProcess();
   CLI::App app{"dnd-coordinator: composes private diffusion experts with Divide-and-Denoise"};
   dnd::coordinator::CoordinatorOptions options;
   std::string data_dir = options.data_dir.string();
   bool plain = false;
   std::string key_dir, key_name, allow_dir;
+  std::vector<std::string> autoencoders;
+  bool no_decoder = false;
+  int threads = 0;
   app.add_option("--worker-endpoint", options.worker_endpoint, "where workers connect")
       ->capture_default_str();
   app.add_option("--client-endpoint", options.client_endpoint, "where the dnd CLI connects")
@@ -51,8 +71,26 @@ int main(int argc, char** argv) {
   app.add_option("--key-name", key_name, "key pair name in --key-dir (NAME.key, NAME.key_secret)");
   app.add_option("--allow-dir", allow_dir,
                  "directory of allow-listed public keys (*.key) of workers and clients");
+  app.add_option("--autoencoder", autoencoders,
+                 "autoencoder file(s) that decode image.png, one per latent space (default: the "
+                 "shipped autoencoder.pt in $DND_MODELS_DIR or the source tree, when present)");
+  app.add_flag("--no-decoder", no_decoder,
+               "load no autoencoder: latent-space results get a channel-mean preview")
+      ->excludes("--autoencoder");
+  app.add_option("--threads", threads,
+                 "LibTorch threads of the decoder (0 = $DND_THREADS or all cores)");
   CLI11_PARSE(app, argc, argv);
+  dnd::InitProcess({.num_threads = threads, .set_compute_threads = dnd::experts::SetTorchThreads});
   options.data_dir = data_dir;
+
+  auto decoders =
+      dnd::coordinator::LoadAutoencoderDecoders(AutoencoderFiles(autoencoders, no_decoder));
+  if (!decoders.ok()) return Fail(kExitUsage, decoders.status());
+  options.decoders = std::move(decoders).value();
+  for (const auto& decoder : options.decoders) {
+    spdlog::info("coordinator: decodes latent space '{}' with its autoencoder",
+                 decoder->latent_space_id());
+  }
 
   if (plain) {
     options.worker_security = dnd::protocol::SecurityOptions::Plain();

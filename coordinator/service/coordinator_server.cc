@@ -52,7 +52,7 @@ class CoordinatorServer::Loop {
         workers_(std::move(workers)),
         clients_(std::move(clients)),
         registry_(std::chrono::milliseconds(options_.worker_liveness_ms)),
-        writer_(options_.data_dir, /*image_scale=*/4),
+        writer_(options_.data_dir, /*image_scale=*/4, options_.decoders),
         next_job_number_(writer_.HighestJobNumber() + 1) {}
 
   void Run() {
@@ -141,6 +141,12 @@ class CoordinatorServer::Loop {
     spdlog::info("coordinator: expert '{}' of '{}' registered ({} concepts, latent {})",
                  hello.expert_name, hello.organisation, hello.concepts.size(),
                  hello.latent_space_id);
+    if (hello.latent_shape[0] != 1 && writer_.FindDecoder(hello.latent_space_id) == nullptr) {
+      spdlog::warn(
+          "coordinator: no autoencoder for latent space '{}' (expert '{}'): its jobs' image.png "
+          "will be a channel-mean preview; give dnd-coordinator --autoencoder FILE",
+          hello.latent_space_id, hello.expert_name);
+    }
     SendWorker(m.peer, protocol::HelloAck{.accepted = true,
                                           .reason = "",
                                           .heartbeat_interval_millis = static_cast<uint32_t>(
@@ -440,6 +446,14 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
     return InvalidArgumentError(
         "step deadline and heartbeat interval must be positive, and the liveness window at least "
         "one heartbeat interval");
+  }
+  std::set<std::string> decoded_spaces;
+  for (const auto& decoder : options.decoders) {
+    if (decoder == nullptr) return InvalidArgumentError("a null latent decoder");
+    if (!decoded_spaces.insert(decoder->latent_space_id()).second) {
+      return InvalidArgumentError("two decoders for latent space '" + decoder->latent_space_id() +
+                                  "'");
+    }
   }
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir / "jobs", ec);

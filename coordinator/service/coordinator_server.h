@@ -15,7 +15,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "coordinator/service/latent_decoder.h"
 #include "protocol/status.h"
 #include "protocol/transport.h"
 
@@ -45,6 +47,9 @@ struct CoordinatorOptions {
   int heartbeat_interval_ms = 1000;             // told to workers in HelloAck
   int worker_liveness_ms = 3000;                // silent this long = offline
   JobDefaults defaults;
+  // Decoders of image.png, at most one per latent space id (LoadAutoencoderDecoders). A job whose
+  // latent space has none gets the channel-mean preview (pixel space needs none).
+  std::vector<std::shared_ptr<const LatentDecoder>> decoders;
 };
 
 // The endpoints actually bound (with real ports when the options asked for port 0 / "*").
@@ -57,8 +62,8 @@ struct BoundEndpoints {
 // WaitUntilBound from any thread.
 class CoordinatorServer {
  public:
-  // InvalidArgument for unset security, bad limits or defaults; FailedPrecondition when the data
-  // directory cannot be created.
+  // InvalidArgument for unset security, bad limits or defaults, a null decoder or two decoders of
+  // one latent space; FailedPrecondition when the data directory cannot be created.
   static StatusOr<std::unique_ptr<CoordinatorServer>> Create(CoordinatorOptions options,
                                                              protocol::TransportContext& context);
   ~CoordinatorServer();

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <png.h>
 
+#include "coordinator/service/npy.h"
+
 namespace dnd::coordinator {
 namespace {
 
@@ -100,6 +102,19 @@ RgbImage DecodeLatent(std::span<const float> latent, const method::LatentShape& 
   return image;
 }
 
+RgbImage CanvasImage(const Canvas& canvas, int scale) {
+  RgbImage image{canvas.width * scale, canvas.height * scale, {}};
+  image.rgb.resize(static_cast<size_t>(image.width) * image.height * 3);
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      const double v = canvas.values[static_cast<size_t>(y / scale) * canvas.width + x / scale];
+      uint8_t* p = &image.rgb[(static_cast<size_t>(y) * image.width + x) * 3];
+      p[0] = p[1] = p[2] = ToByte(v * 255.0);
+    }
+  }
+  return image;
+}
+
 RgbImage OverlayAllocation(const RgbImage& image, std::span<const double> q, int num_players,
                            const method::LatentShape& shape, double opacity) {
   RgbImage out = image;
@@ -163,33 +178,70 @@ fs::path ResultWriter::JobDir(const std::string& job_id) const {
   return data_dir_ / "jobs" / job_id;
 }
 
-Status ResultWriter::WriteSuccess(const Job& job, int64_t wall_ms) const {
-  std::error_code ec;
-  fs::create_directories(JobDir(job.id()), ec);
-  if (ec) return InternalError("cannot create " + JobDir(job.id()).string() + ": " + ec.message());
+const LatentDecoder* ResultWriter::FindDecoder(const std::string& latent_space_id) const {
+  for (const auto& decoder : decoders_) {
+    if (decoder->latent_space_id() == latent_space_id) return decoder.get();
+  }
+  return nullptr;
+}
+
+RgbImage ResultWriter::RenderImage(const Job& job, ImageSource& source) const {
   const method::LatentShape& shape = job.shape();
-  const RgbImage image = DecodeLatent(job.latent(), shape, image_scale_);
-  DND_RETURN_IF_ERROR(WritePng(image, JobDir(job.id()) / kImageFile));
+  if (const LatentDecoder* decoder = FindDecoder(job.latent_space_id())) {
+    StatusOr<Canvas> canvas = decoder->Decode(job.latent());
+    if (canvas.ok()) {
+      source = {"autoencoder", decoder->latent_space_id(), ""};
+      return CanvasImage(*canvas, image_scale_);
+    }
+    source = {"preview", "",
+              "the autoencoder of latent space '" + job.latent_space_id() + "' failed: " +
+                  canvas.status().ToString() + "; image.png shows the latent's channel mean"};
+  } else if (shape.channels == 1) {
+    source = {"pixels", "", ""};
+  } else {
+    source = {"preview", "",
+              "this coordinator has no autoencoder for latent space '" + job.latent_space_id() +
+                  "' (dnd-coordinator --autoencoder); image.png shows the latent's channel mean"};
+  }
+  return DecodeLatent(job.latent(), shape, image_scale_);
+}
+
+Status ResultWriter::WriteSuccess(const Job& job, int64_t wall_ms) const {
+  const fs::path dir = JobDir(job.id());
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return InternalError("cannot create " + dir.string() + ": " + ec.message());
+  const method::LatentShape& shape = job.shape();
+  ImageSource source;
+  const RgbImage image = RenderImage(job, source);
+  DND_RETURN_IF_ERROR(WritePng(image, dir / kImageFile));
   const int players = job.allocation().num_players;
   DND_RETURN_IF_ERROR(WritePng(OverlayAllocation(image, job.allocation().q, players, shape, 0.5),
-                               JobDir(job.id()) / kAllocationFile));
+                               dir / kAllocationFile));
   std::vector<RgbImage> tiles;
   const RgbImage black{image.width, image.height, std::vector<uint8_t>(image.rgb.size(), 0)};
   for (const auto& [step, q] : job.snapshots()) {
     tiles.push_back(OverlayAllocation(black, q, players, shape, 1.0));
   }
-  DND_RETURN_IF_ERROR(WritePng(Strip(tiles, 4), JobDir(job.id()) / kAllocationStepsFile));
-  return WriteRecord(job, wall_ms);
+  DND_RETURN_IF_ERROR(WritePng(Strip(tiles, 4), dir / kAllocationStepsFile));
+  const std::array<int64_t, 3> latent_shape = {shape.channels, shape.height, shape.width};
+  DND_ASSIGN_OR_RETURN(std::string npy, EncodeNpyFloat32(job.latent(), latent_shape));
+  {
+    std::ofstream out(dir / kLatentFile, std::ios::binary);
+    out.write(npy.data(), static_cast<std::streamsize>(npy.size()));
+    if (!out) return InternalError("cannot write " + (dir / kLatentFile).string());
+  }
+  return WriteRecord(job, wall_ms, &source);
 }
 
 Status ResultWriter::WriteRecordOnly(const Job& job, int64_t wall_ms) const {
   std::error_code ec;
   fs::create_directories(JobDir(job.id()), ec);
   if (ec) return InternalError("cannot create " + JobDir(job.id()).string() + ": " + ec.message());
-  return WriteRecord(job, wall_ms);
+  return WriteRecord(job, wall_ms, nullptr);
 }
 
-Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms) const {
+Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms, const ImageSource* image) const {
   json experts = json::array();
   for (size_t i = 0; i < job.experts().size(); ++i) {
     const JobExpert& e = job.experts()[i];
@@ -216,11 +268,11 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms) const {
   }
   json files = json::array();
   if (job.state() == protocol::JobState::kSucceeded || job.all_steps_done()) {
-    files = {kImageFile, kAllocationFile, kAllocationStepsFile, kRecordFile};
+    files = {kImageFile, kAllocationFile, kAllocationStepsFile, kLatentFile, kRecordFile};
   } else {
     files = {kRecordFile};
   }
-  const json record = {
+  json record = {
       {"job_id", job.id()},
       {"software", {{"name", "dnd"}, {"version", DND_VERSION}}},
       {"state",
@@ -240,6 +292,12 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms) const {
       {"steps", steps},
       {"files", files},
   };
+  if (image != nullptr) {
+    json entry = {{"source", image->kind}};
+    if (!image->decoder.empty()) entry["decoder"] = image->decoder;
+    if (!image->note.empty()) entry["note"] = image->note;
+    record["image"] = entry;
+  }
   const fs::path path = JobDir(job.id()) / kRecordFile;
   std::ofstream out(path);
   out << record.dump(1) << "\n";
@@ -250,7 +308,8 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms) const {
 StatusOr<std::vector<protocol::ResultFile>> ResultWriter::Read(const std::string& job_id) const {
   const fs::path dir = JobDir(job_id);
   std::vector<protocol::ResultFile> files;
-  for (const char* name : {kImageFile, kAllocationFile, kAllocationStepsFile, kRecordFile}) {
+  for (const char* name :
+       {kImageFile, kAllocationFile, kAllocationStepsFile, kLatentFile, kRecordFile}) {
     std::ifstream in(dir / name, std::ios::binary);
     if (!in) continue;
     std::stringstream ss;
