@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders deploy/k8s with `kubectl kustomize` (offline) and checks what deploy/README.md promises
 # (non-root, read-only root, writable volumes only where needed, DND_THREADS, keys from Secrets,
-# Service 5555/5556, probes on 0.0.0.0 ports, worker args); then breaks a copy to show checks fail.
+# Service 5555/5556, probes on 0.0.0.0 ports, worker args, one neural worker per shipped expert);
+# then breaks a copy to show checks fail.
 # Usage: render_test.sh [REPO_ROOT]. Exit 0 pass, 1 fail, 77 skipped (kubectl or jq missing:
 # kubectl is not a Debian package).
 set -euo pipefail
@@ -150,11 +151,15 @@ check_all() {
   j=$(render "$k8s/overlays/coordinator") || { fail "overlays/coordinator does not render"; return; }
   check_common coordinator "$j"
   check_coordinator coordinator "$j"
-  j=$(render "$k8s/overlays/example-footwear") || { fail "overlays/example-footwear does not render"; return; }
-  check_common example-footwear "$j"
-  check_worker example-footwear "$j" footwear
-  expect "example-footwear: serves the exact backend for sandal, sneaker, ankle_boot" "$j" \
-    "$defs containers[0] | arg(.; \"--backend\") == \"exact\" and arg(.; \"--concepts\") == \"sandal,sneaker,ankle_boot\""
+  # One worker per trained expert, each serving the shipped NAME.pt of the worker image.
+  for name in footwear tops rest; do
+    j=$(render "$k8s/overlays/example-$name") || { fail "overlays/example-$name does not render"; continue; }
+    check_common "example-$name" "$j"
+    check_worker "example-$name" "$j" "$name"
+    expect "example-$name: serves the neural backend from the image's $name.pt" "$j" \
+      "$defs containers[0] | arg(.; \"--backend\") == \"neural\" and
+         arg(.; \"--model\") == \"/usr/share/dnd/models/$name.pt\""
+  done
 }
 
 check_all "$root/deploy/k8s"
