@@ -26,6 +26,9 @@
 #include "tools/exit_codes.h"
 #include "tools/job_spec_flags.h"
 #include "worker/experts/expert.h"
+#include "worker/experts/torch_runtime.h"
+#include "worker/models/unet_expert.h"
+#include "worker/service/shipped_models.h"
 #include "worker/service/worker_server.h"
 
 namespace dnd::tools {
@@ -46,6 +49,14 @@ const std::vector<DemoExpert>& DemoExperts() {
       {"rest", {"trouser", "dress", "bag"}},
   };
   return experts;
+}
+
+// Compute threads of every expert and of the decoder, in both modes: the same count everywhere, so
+// that LibTorch reduces in the same order and the embedded and distributed runs write identical
+// images; half the cores, so that the two workers of a distributed run do not oversubscribe them.
+int DemoComputeThreads() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                         static_cast<int>(DemoExperts().size()));
 }
 
 std::string JoinComma(const std::vector<std::string>& items) {
@@ -152,15 +163,13 @@ StatusOr<DemoResult> RunEmbedded(const DemoOptions& options) {
   DND_ASSIGN_OR_RETURN(auto context, protocol::TransportContext::Create());
 
   // Load the experts first: a missing data set should fail before anything starts.
+  experts::SetTorchThreads(DemoComputeThreads());
   std::vector<std::unique_ptr<experts::Expert>> models;
-  for (const DemoExpert& e : DemoExperts()) {
-    experts::ExpertConfig config;
-    config.backend = "exact";
-    config.name = e.name;
-    config.model_path = std::string(experts::kDefaultFashionMnistDir);
-    config.concepts = e.concepts;
-    auto model = experts::CreateExpert(config);
-    if (!model.ok()) return model.status().WithContext(std::string("loading expert ") + e.name);
+  for (size_t i = 0; i < DemoExperts().size(); ++i) {
+    auto model = models::CreateAnyExpert(DemoExpertConfig(options.models, i));
+    if (!model.ok()) {
+      return model.status().WithContext(std::string("loading expert ") + DemoExperts()[i].name);
+    }
     models.push_back(std::move(model).value());
   }
 
@@ -170,6 +179,10 @@ StatusOr<DemoResult> RunEmbedded(const DemoOptions& options) {
   coordinator_options.worker_security = protocol::SecurityOptions::Plain();
   coordinator_options.client_security = protocol::SecurityOptions::Plain();
   coordinator_options.data_dir = data.path() / "data";
+  if (options.models.neural) {
+    DND_ASSIGN_OR_RETURN(coordinator_options.decoders,
+                         coordinator::LoadAutoencoderDecoders({options.models.autoencoder}));
+  }
   DND_ASSIGN_OR_RETURN(auto server,
                        coordinator::CoordinatorServer::Create(coordinator_options, *context));
 
@@ -274,26 +287,59 @@ StatusOr<DemoResult> RunDistributed(const DemoOptions& options) {
   // Declared before the client, so they are stopped after it is closed; each ChildProcess stops
   // its process on destruction (every error path included).
   std::vector<std::unique_ptr<ChildProcess>> children;
-  DND_ASSIGN_OR_RETURN(
-      auto coordinator,
-      ChildProcess::Start(
-          {coordinator_bin.string(), "--worker-endpoint", worker_ep, "--client-endpoint", client_ep,
-           "--key-dir", keys.string(), "--key-name", "coordinator", "--allow-dir", allow.string(),
-           "--data-dir", (run.path() / "data").string(), "--max-jobs", "2"},
-          logs / "coordinator.log"));
+  // Every process computes with the embedded run's thread count (DemoComputeThreads).
+  const std::string threads = std::to_string(DemoComputeThreads());
+  std::vector<std::string> coordinator_args = {coordinator_bin.string(),
+                                               "--worker-endpoint",
+                                               worker_ep,
+                                               "--client-endpoint",
+                                               client_ep,
+                                               "--key-dir",
+                                               keys.string(),
+                                               "--key-name",
+                                               "coordinator",
+                                               "--allow-dir",
+                                               allow.string(),
+                                               "--data-dir",
+                                               (run.path() / "data").string(),
+                                               "--max-jobs",
+                                               "2",
+                                               "--threads",
+                                               threads};
+  if (options.models.neural) {
+    coordinator_args.insert(coordinator_args.end(),
+                            {"--autoencoder", options.models.autoencoder.string()});
+  } else {
+    coordinator_args.push_back("--no-decoder");
+  }
+  DND_ASSIGN_OR_RETURN(auto coordinator,
+                       ChildProcess::Start(coordinator_args, logs / "coordinator.log"));
   children.push_back(std::move(coordinator));
-  // The embedded demo's workers share one compute pool; here each process gets its share of the
-  // cores, so that the two kinds of run compete for the same machine.
-  const int worker_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                             static_cast<int>(DemoExperts().size()));
-  for (const DemoExpert& e : DemoExperts()) {
-    DND_ASSIGN_OR_RETURN(
-        auto w,
-        ChildProcess::Start(
-            {worker_bin.string(), "--coordinator", worker_ep, "--name", e.name, "--organisation",
-             e.name, "--concepts", JoinComma(e.concepts), "--key-dir", keys.string(), "--key-name",
-             e.name, "--server-key", server_key, "--threads", std::to_string(worker_threads)},
-            logs / (std::string(e.name) + ".log")));
+  for (size_t i = 0; i < DemoExperts().size(); ++i) {
+    const DemoExpert& e = DemoExperts()[i];
+    const experts::ExpertConfig config = DemoExpertConfig(options.models, i);
+    DND_ASSIGN_OR_RETURN(auto w, ChildProcess::Start({worker_bin.string(),
+                                                      "--coordinator",
+                                                      worker_ep,
+                                                      "--name",
+                                                      e.name,
+                                                      "--organisation",
+                                                      e.name,
+                                                      "--backend",
+                                                      config.backend,
+                                                      "--model",
+                                                      config.model_path,
+                                                      "--concepts",
+                                                      JoinComma(e.concepts),
+                                                      "--key-dir",
+                                                      keys.string(),
+                                                      "--key-name",
+                                                      e.name,
+                                                      "--server-key",
+                                                      server_key,
+                                                      "--threads",
+                                                      threads},
+                                                     logs / (std::string(e.name) + ".log")));
     children.push_back(std::move(w));
   }
   Say(options, "started dnd-coordinator (" + client_ep +
@@ -341,6 +387,48 @@ StatusOr<DemoResult> RunDistributed(const DemoOptions& options) {
 
 }  // namespace
 
+DemoModels FindDemoModels() {
+  DemoModels models;
+  auto autoencoder = worker::FindShippedModel(worker::kAutoencoderFile);
+  std::vector<std::string> missing;
+  if (!autoencoder) missing.push_back(worker::kAutoencoderFile);
+  for (const DemoExpert& e : DemoExperts()) {
+    const std::string file = std::string(e.name) + ".pt";
+    if (auto path = worker::FindShippedModel(file)) {
+      models.experts.push_back(*path);
+    } else {
+      missing.push_back(file);
+    }
+  }
+  if (missing.empty()) {
+    models.neural = true;
+    models.autoencoder = *autoencoder;
+    models.description = "the trained experts (" + worker::ShippedModelsDir().string() + ")";
+  } else {
+    models.experts.clear();
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    models.description = "the exact Fashion-MNIST experts (no " + list + " in " +
+                         worker::ShippedModelsDir().string() + ")";
+  }
+  return models;
+}
+
+experts::ExpertConfig DemoExpertConfig(const DemoModels& models, size_t index) {
+  const DemoExpert& e = DemoExperts().at(index);
+  experts::ExpertConfig config;
+  config.name = e.name;
+  config.concepts = e.concepts;
+  if (models.neural) {
+    config.backend = "neural";
+    config.model_path = models.experts.at(index).string();
+  } else {
+    config.backend = "exact";
+    config.model_path = std::string(experts::kDefaultFashionMnistDir);
+  }
+  return config;
+}
+
 StatusOr<protocol::JobSpec> DemoJobSpec(std::optional<int64_t> steps, uint64_t seed) {
   JobSpecFlags flags;
   flags.experts = {"footwear:sneaker", "rest:bag"};
@@ -361,8 +449,9 @@ void RegisterDemoCommand(CLI::App& app) {
   auto verbose = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
       "demo",
-      "Run a coordinator and two expert workers, compose footwear:sneaker + rest:bag, and write "
-      "the image, the allocation overlay and the JSON record into --out");
+      "Run a coordinator and two expert workers (the shipped trained experts when present, else "
+      "the exact ones), compose footwear:sneaker + rest:bag, and write the image, the allocation "
+      "overlay, the final latent and the JSON record into --out");
   cmd->add_option("--out", options->out_dir, "output directory (files in it are replaced)")
       ->capture_default_str();
   cmd->add_flag("--distributed", options->distributed,
@@ -383,8 +472,11 @@ void RegisterDemoCommand(CLI::App& app) {
     if (run.steps && (*run.steps <= 0 || *run.steps > 1000)) {
       ExitWith("demo", kExitUsage, "--steps must be in 1..1000");
     }
-    Say(run, std::string("starting a coordinator and two exact Fashion-MNIST experts (") +
-                 (run.distributed ? "separate processes, CURVE" : "embedded, one process") + ")");
+    run.models = FindDemoModels();
+    Say(run,
+        "starting a coordinator and two experts (" +
+            std::string(run.distributed ? "separate processes, CURVE" : "embedded, one process") +
+            "): " + run.models.description);
     auto result = RunDemo(run);
     if (!result.ok()) ExitWithStatus("demo", result.status());
     char seconds[32];

@@ -1,6 +1,9 @@
-// dnd-worker: serves one organisation's private expert to a coordinator. Flags -> config -> wire
-// the components -> run. See docs/worker.md for a deployment walk-through.
+// dnd-worker: serves one organisation's private expert to a coordinator (backends exact,
+// torchscript and neural, the trained UNets of worker/models). Flags -> config -> wire the
+// components -> run. See docs/worker.md for a deployment walk-through.
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +16,9 @@
 #include "protocol/transport.h"
 #include "worker/experts/expert.h"
 #include "worker/experts/torch_runtime.h"
+#include "worker/models/autoencoder.h"
+#include "worker/models/unet_expert.h"
+#include "worker/service/shipped_models.h"
 #include "worker/service/worker_server.h"
 
 namespace {
@@ -28,6 +34,30 @@ int Fail(int code, const dnd::Status& status) {
   return code;
 }
 
+// --model's default for each backend: the exact expert reads Debian's Fashion-MNIST; a neural
+// expert named NAME is the shipped NAME.pt ($DND_MODELS_DIR or the source tree's
+// worker/models/weights); torchscript has none.
+dnd::Status ResolveModelPath(dnd::experts::ExpertConfig& expert, bool model_given) {
+  if (model_given) return dnd::OkStatus();
+  if (expert.backend == "exact") {
+    expert.model_path = std::string(dnd::experts::kDefaultFashionMnistDir);
+  } else if (expert.backend == "neural") {
+    const std::string file = expert.name + ".pt";
+    auto shipped = dnd::worker::FindShippedModel(file);
+    if (!shipped) {
+      return dnd::NotFoundError("no shipped model " +
+                                (dnd::worker::ShippedModelsDir() / file).string() +
+                                " for expert '" + expert.name +
+                                "' (shipped: footwear, tops, rest); give --model FILE or " +
+                                "set " + dnd::worker::kModelsDirEnv);
+    }
+    expert.model_path = shipped->string();
+  } else {
+    return dnd::InvalidArgumentError("--backend " + expert.backend + " needs --model FILE");
+  }
+  return dnd::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -36,7 +66,6 @@ int main(int argc, char** argv) {
   std::string organisation;
   dnd::experts::ExpertConfig expert;
   expert.backend = "exact";
-  expert.model_path = std::string(dnd::experts::kDefaultFashionMnistDir);
   dnd::worker::WorkerOptions options;
   bool plain = false;
   std::string key_dir, key_name, server_key_file;
@@ -45,14 +74,21 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--name", expert.name, "this expert's name, unique in the federation")->required();
   app.add_option("--organisation", organisation, "the owning organisation");
-  app.add_option("--backend", expert.backend, "exact | torchscript")
-      ->check(CLI::IsMember({"exact", "torchscript"}))
+  app.add_option("--backend", expert.backend, "exact | torchscript | neural")
+      ->check(CLI::IsMember({"exact", "torchscript", "neural"}))
       ->capture_default_str();
-  app.add_option("--model", expert.model_path,
-                 "torchscript: the .pt file; exact: the Fashion-MNIST directory")
-      ->capture_default_str();
+  CLI::Option* model_flag = app.add_option(
+      "--model", expert.model_path,
+      "neural: the expert file (default: the shipped NAME.pt); torchscript: the .pt file; exact: "
+      "the Fashion-MNIST directory (default " +
+          std::string(dnd::experts::kDefaultFashionMnistDir) + ")");
+  std::string latent_space;
+  app.add_option("--latent-space", latent_space,
+                 "refuse to start unless the expert's latent space is this one: an id, or the "
+                 "federation's autoencoder file");
   app.add_option("--concepts", expert.concepts,
-                 "concepts to serve (exact: Fashion-MNIST class names; torchscript: subset)")
+                 "concepts to serve (exact: Fashion-MNIST class names; torchscript, neural: a "
+                 "subset of the model's; default all)")
       ->delimiter(',');
   app.add_option("--items-per-class", expert.items_per_class, "exact: train items per class")
       ->capture_default_str();
@@ -89,14 +125,38 @@ int main(int argc, char** argv) {
     options.security = dnd::protocol::SecurityOptions::CurveClient(*keys, *server_key);
   }
 
+  if (dnd::Status s = ResolveModelPath(expert, model_flag->count() > 0); !s.ok()) {
+    return Fail(s.code() == dnd::StatusCode::kNotFound ? kExitModel : kExitUsage, s);
+  }
   const auto load_start = std::chrono::steady_clock::now();
-  auto model = dnd::experts::CreateExpert(expert);
-  if (!model.ok()) return Fail(kExitModel, model.status().WithContext("loading the expert"));
-  spdlog::info("worker: expert '{}' loaded in {} ms, {} compute threads", expert.name,
-               std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::steady_clock::now() - load_start)
-                   .count(),
-               resolved_threads);
+  auto model = dnd::models::CreateAnyExpert(expert);
+  if (!model.ok()) {
+    return Fail(kExitModel, model.status().WithContext("loading the " + expert.backend +
+                                                       " expert from " + expert.model_path));
+  }
+  const dnd::experts::LatentSpace& latent = (*model)->Describe().latent;
+  if (std::error_code ec;
+      !latent_space.empty() && std::filesystem::is_regular_file(latent_space, ec)) {
+    auto autoencoder = dnd::models::Autoencoder::Load(latent_space);
+    if (!autoencoder.ok())
+      return Fail(kExitUsage, autoencoder.status().WithContext("--latent-space"));
+    latent_space = (*autoencoder)->latent_space_id();
+  }
+  if (!latent_space.empty() && latent.id != latent_space) {
+    return Fail(kExitModel,
+                dnd::FailedPreconditionError(
+                    "expert '" + expert.name + "' (" + expert.model_path +
+                    ") works in latent space '" + latent.id + "', not the federation's '" +
+                    latent_space + "' (--latent-space): it was trained with another autoencoder"));
+  }
+  spdlog::info(
+      "worker: expert '{}' ({} backend, latent space '{}' {}) loaded in {} ms, {} compute "
+      "threads",
+      expert.name, expert.backend, latent.id, latent.ShapeString(),
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                            load_start)
+          .count(),
+      resolved_threads);
 
   auto context = dnd::protocol::TransportContext::Create();
   if (!context.ok()) return Fail(kExitServe, context.status());

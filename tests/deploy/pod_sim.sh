@@ -13,11 +13,12 @@ if [ "${1:-}" != "--inside" ]; then
   for o in coordinator example-footwear; do
     kubectl kustomize "$root/deploy/k8s/overlays/$o" | kubectl label --local -f - -o json x=1 | jq -s . >"$work/$o.json"
   done
-  timeout 150 unshare --mount --net --propagation private "$0" --inside "$B" "$work"
+  timeout 150 unshare --mount --net --propagation private "$0" --inside "$B" "$work" "$root"
   exit
 fi
 B=$2
 KIT=$3/kit
+MODELS=$4/worker/models/weights  # the images' /usr/share/dnd/models (DND_MODELS_DIR)
 COORD_JSON=$3/coordinator.json
 WORKER_JSON=$3/example-footwear.json
 POD_IP=10.244.0.5
@@ -45,7 +46,7 @@ as_pod touch /usr/local/podsim-x 2>/dev/null && echo "UNEXPECTED: root fs writab
 
 mapfile -t cargs < <(jq -r '.[] | select(.kind=="Deployment") | .spec.template.spec.containers[0].args[]' $COORD_JSON | sed 's|=/etc/dnd|=/mnt/etc/dnd|; s|=/var/lib/dnd|=/mnt/var/lib/dnd|')
 echo "coordinator args: ${cargs[*]}"
-as_pod_exec env DND_THREADS=2 $B/dnd-coordinator "${cargs[@]}" > /mnt/logs/coordinator.log 2>&1 &
+as_pod_exec env DND_THREADS=2 DND_MODELS_DIR=$MODELS $B/dnd-coordinator "${cargs[@]}" > /mnt/logs/coordinator.log 2>&1 &
 CP=$!
 # The kubelet's tcpSocket probes dial the pod IP.
 ok=0; for i in $(seq 1 50); do (exec 3<>/dev/tcp/$POD_IP/5556) 2>/dev/null && { ok=1; break; }; sleep 0.1; done
@@ -56,7 +57,7 @@ echo "20 tcpSocket probes on $POD_IP:5555/5556 done"
 # Worker: its rendered args with $(VAR) filled from the rendered ConfigMap, the endpoint at the pod IP.
 declare -A cm; while IFS='=' read -r k v; do cm[$k]=$v; done < <(jq -r '.[] | select(.kind=="ConfigMap") | .data | to_entries[] | "\(.key)=\(.value)"' $WORKER_JSON)
 cm[DND_COORDINATOR]=tcp://$POD_IP:5555
-mapfile -t wargs < <(jq -r '.[] | select(.kind=="Deployment") | .spec.template.spec.containers[0].args[]' $WORKER_JSON | sed 's|=/etc/dnd|=/mnt/worker/etc/dnd|')
+mapfile -t wargs < <(jq -r '.[] | select(.kind=="Deployment") | .spec.template.spec.containers[0].args[]' $WORKER_JSON | sed "s|=/etc/dnd|=/mnt/worker/etc/dnd|; s|=/usr/share/dnd/models|=$MODELS|")
 for i in "${!wargs[@]}"; do for k in "${!cm[@]}"; do wargs[$i]=${wargs[$i]//\$($k)/${cm[$k]}}; done; done
 echo "worker args: ${wargs[*]}"
 cd /tmp

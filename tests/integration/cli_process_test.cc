@@ -337,11 +337,24 @@ TEST(CliProcessTest, EmbeddedAndDistributedDemosWriteIdenticalImages) {
   CliResult distributed =
       RunCli(dir, {"demo", "--distributed", "--steps", "10", "--out", dir + "/distributed"});
   ASSERT_EQ(distributed.exit_code, kExitOk) << distributed.output;
-  for (const char* name : {"image.png", "allocation.png", "allocation_steps.png"}) {
+  for (const char* name : {"image.png", "allocation.png", "allocation_steps.png", "latent.npy"}) {
     const std::string a = ReadAll(dir + "/embedded/" + name);
     const std::string b = ReadAll(dir + "/distributed/" + name);
     EXPECT_FALSE(a.empty()) << name;
     EXPECT_TRUE(a == b) << name << " differs between the embedded and distributed demos";
+  }
+  // With the shipped weights the demo runs the trained experts and decodes with the autoencoder;
+  // without them, the exact experts in pixel space.
+  const std::filesystem::path weights =
+      std::filesystem::path(DND_SOURCE_DIR) / "worker/models/weights";
+  const bool shipped = std::filesystem::exists(weights / "autoencoder.pt") &&
+                       std::filesystem::exists(weights / "footwear.pt") &&
+                       std::filesystem::exists(weights / "rest.pt");
+  for (const char* mode : {"embedded", "distributed"}) {
+    auto record = nlohmann::json::parse(ReadAll(dir + "/" + mode + "/record.json"), nullptr, false);
+    ASSERT_TRUE(record.is_object()) << mode;
+    EXPECT_EQ(record["image"]["source"], shipped ? "autoencoder" : "pixels")
+        << mode << ": " << record["image"];
   }
   if (!HasFailure()) std::filesystem::remove_all(dir);
 }
