@@ -1,0 +1,123 @@
+// `dnd bench compose` (issue 7): the composition benchmark. Runs every prompt of the suites
+// (bench_suite.h) with every strategy (averaging, composable, multidiffusion, dnd with attention
+// utility, dnd-score, dnd-nofair, dnd-noguide) through a real coordinator and real workers
+// (federation.h), decodes the final latents, judges them (judge.h), and counts GenEval's metrics
+// (bench_metrics.h) beside the judge's ceiling on real items placed side by side. Also the
+// beta/gamma sweep on the tuning subset. No LibTorch: the experts, the decoder and the judge are
+// given by the caller (bench_command.cc builds the real ones).
+#ifndef DND_TOOLS_BENCH_COMPOSE_BENCH_H_
+#define DND_TOOLS_BENCH_COMPOSE_BENCH_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/messages.h"
+#include "protocol/status.h"
+#include "tools/bench/bench_metrics.h"
+#include "tools/bench/bench_suite.h"
+#include "tools/bench/judge.h"
+#include "worker/experts/expert.h"
+
+namespace dnd::bench {
+
+// N final latents (N * C*H*W floats) -> N canvases (N * 4096 floats in [0, 1]).
+using LatentDecoder = std::function<StatusOr<std::vector<float>>(std::span<const float> latents)>;
+
+// One of the seven strategies of issue 7: a name and how its job spec differs from the default.
+struct StrategySpec {
+  std::string name;  // "averaging", ..., "dnd-noguide"
+  protocol::Strategy strategy = protocol::Strategy::kDnd;
+  protocol::UtilityKind utility = protocol::UtilityKind::kAttention;
+  bool fairness_none = false;   // dnd-nofair
+  std::optional<double> gamma;  // dnd-noguide: 0
+};
+// The seven, in the table's order.
+const std::vector<StrategySpec>& AllStrategies();
+// Looks one up by name; InvalidArgument listing the names otherwise.
+StatusOr<StrategySpec> FindStrategy(const std::string& name);
+
+struct ComposeBenchOptions {
+  std::string domain = "neural";          // recorded in the report ("neural" or "exact")
+  std::vector<std::string> suites;        // empty = every suite of the file
+  std::vector<std::string> strategies;    // empty = all seven
+  bool quick = false;                     // the file's quick subset and quick steps
+  bool sweep = false;                     // run the beta/gamma sweep (on the tuning subset) too
+  bool sweep_only = false;                // only the sweep
+  std::vector<double> sweep_betas;        // empty = {0.1, 1, 10} x the coordinator's default
+  std::vector<double> sweep_gammas;       // empty = {0.05, 0.1, 0.2, 0.4}
+  double default_beta_attention = 0.001;  // what the sweep's beta multipliers scale
+  std::optional<int> steps;               // unset = the coordinator's default (quick: the file's)
+  std::optional<double> cfg;              // unset = the coordinator's default
+  int jobs_in_flight = 32;                // coordinator's concurrent jobs (workers batch them)
+  int max_batch = 32;                     // worker batch limit
+  std::string data_dir;                   // Fashion-MNIST (the ceiling's real items)
+  std::string grid_dir;                   // empty = no grids
+  std::ostream* progress = nullptr;       // progress lines; null = silent
+};
+
+// One strategy (or the ceiling) on one suite. Value type.
+struct StrategyRun {
+  std::string name;
+  Tally tally;
+  std::vector<JudgedImage> images;           // in prompt, then seed order
+  std::vector<std::vector<float>> canvases;  // the decoded images, same order (empty if failed)
+};
+
+struct SuiteReport {
+  std::string name;
+  std::vector<std::string> prompt_names;
+  std::vector<int> grid_prompts;  // prompts shown in the grid (file's grid_prompts, or the first)
+  std::vector<StrategyRun> strategies;
+  StrategyRun ceiling;
+};
+
+struct SweepPoint {
+  double beta = 0;
+  double gamma = 0;
+  std::vector<std::pair<std::string, Tally>> suites;  // tuning suite -> counts
+  Tally total;                                        // all tuning images together
+};
+
+struct ComposeReport {
+  std::string domain;
+  std::string judge;
+  std::string suite_file;
+  int steps = 0;  // 0 = the coordinator's default
+  bool quick = false;
+  std::vector<std::string> experts;  // expert order of the file (the share columns)
+  std::vector<SuiteReport> suites;
+  std::vector<SweepPoint> sweep;
+  double wall_seconds = 0;  // the whole run, federation start-up included
+};
+
+// Runs the benchmark. `experts` are moved into the federation's workers (one per expert, named by
+// Describe().name, which must match the suite file's expert names). Errors: InvalidArgument (an
+// unknown suite or strategy, an expert the file names but `experts` lacks), the federation's,
+// the judge's and the decoder's errors, NotFound for missing Fashion-MNIST data (ceiling).
+// A job that fails does not stop the run: it counts as an image with every class missing.
+StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, const SuiteFile& file,
+                                        std::vector<std::unique_ptr<experts::Expert>> experts,
+                                        const LatentDecoder& decode, Judge& judge);
+
+// {"domain", "judge", "steps", "wall_seconds", "suites": {NAME: {"strategies": {STRATEGY:
+// TallyJson + "images_detail"}, "ceiling": TallyJson + detail, "prompts": [...]}}, "sweep": [...]}.
+// The ceiling is also listed under "strategies" as "ceiling" (a row of the table).
+nlohmann::json ComposeReportJson(const ComposeReport& report);
+// The markdown tables: one per suite (strategies, then the ceiling), then the sweep.
+std::string ComposeReportMarkdown(const ComposeReport& report);
+// Per suite: SUITE_grid.png (rows = grid prompts at their first seed, columns = the strategies in
+// order, then the ceiling) and SUITE_failures_STRATEGY.png for dnd (up to 16 incorrect images).
+// Returns the files written.
+StatusOr<std::vector<std::string>> WriteComposeGrids(const ComposeReport& report,
+                                                     const std::string& dir);
+
+}  // namespace dnd::bench
+
+#endif  // DND_TOOLS_BENCH_COMPOSE_BENCH_H_
