@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -15,6 +16,8 @@
 #include "tools/exit_codes.h"
 #include "tools/progress_bar.h"
 #include "worker/models/autoencoder.h"
+#include "worker/models/detector.h"
+#include "worker/models/unet_expert.h"
 
 namespace dnd::tools {
 namespace {
@@ -28,6 +31,7 @@ struct TrainFlags {
   std::optional<uint64_t> seed;
   std::optional<int> steps;
   std::optional<int> checkpoint_every;
+  int stop_after = 0;
   std::string device;
   std::string data_dir;
 };
@@ -43,6 +47,9 @@ void AddTrainFlags(CLI::App& cmd, TrainFlags& f) {
   cmd.add_option("--steps", f.steps, "overrides the config's steps")->check(CLI::PositiveNumber);
   cmd.add_option("--checkpoint-every", f.checkpoint_every, "steps between checkpoints")
       ->check(CLI::PositiveNumber);
+  cmd.add_option("--stop-after", f.stop_after,
+                 "stop after this many steps, leaving a checkpoint for --resume (time-boxed runs)")
+      ->check(CLI::NonNegativeNumber);
   cmd.add_option("--device", f.device, "auto | cpu | cuda (overrides the config)");
   cmd.add_option("--data-dir", f.data_dir, "Fashion-MNIST directory (overrides the config)");
 }
@@ -99,6 +106,7 @@ void ApplyFlags(const TrainFlags& f, models::TrainOptions& t) {
   if (!f.out.empty()) t.out = f.out;
   if (!f.checkpoint.empty()) t.checkpoint = f.checkpoint;
   t.resume = f.resume;
+  t.stop_after = f.stop_after;
   if (f.seed) t.seed = *f.seed;
   if (f.steps) t.steps = *f.steps;
   if (f.checkpoint_every) t.checkpoint_every = *f.checkpoint_every;
@@ -146,8 +154,16 @@ int Report(const StatusOr<models::TrainReport>& report) {
         return kExitJobFailed;
     }
   }
+  if (!report->finished) {
+    std::cout << "stopped after " << report->steps_run << " steps (--stop-after) in "
+              << FormatDuration(report->seconds) << "; continue with --resume\n";
+    return kExitOk;
+  }
+  // CPU time of the whole process (every thread, data preparation and evaluation included).
+  const double cpu_seconds = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
   std::cout << "wrote " << report->out << " (" << report->steps_run << " steps on "
-            << report->device << " in " << FormatDuration(report->seconds) << ")\n";
+            << report->device << " in " << FormatDuration(report->seconds) << " wall, "
+            << FormatDuration(cpu_seconds) << " CPU)\n";
   for (const auto& [name, value] : report->metrics) std::cout << "  " << name << " " << value << "\n";
   return kExitOk;
 }
@@ -171,6 +187,50 @@ int RunAutoencoder(const TrainFlags& f) {
   return Report(models::TrainAutoencoder(c, MakeProgress("autoencoder")));
 }
 
+int RunExpert(const TrainFlags& f) {
+  auto json = ReadConfig(f.config);
+  if (!json.ok()) return Report(json.status());
+  models::ExpertTrainConfig c;
+  try {
+    ConfigReader r(*json);
+    ReadTrainOptions(r, c.train);
+    r.Get("name", c.name);
+    r.Get("concepts", c.concepts);
+    r.Get("autoencoder", c.autoencoder);
+    r.Get("channels", c.channels);
+    r.Get("heads", c.heads);
+    r.Get("token_dim", c.token_dim);
+    r.Get("cfg_dropout", c.cfg_dropout);
+    r.Get("position_prior_std_px", c.position_prior_std_px);
+    r.Get("pool_canvases", c.pool_canvases);
+    r.Get("ema_decay", c.ema_decay);
+    if (Status s = r.CheckNoUnknownKeys(f.config); !s.ok()) return Report(s);
+  } catch (const std::exception& e) {
+    return Report(InvalidArgumentError("config " + f.config + ": " + e.what()));
+  }
+  ApplyFlags(f, c.train);
+  return Report(models::TrainExpert(c, MakeProgress("expert " + c.name)));
+}
+
+int RunDetector(const TrainFlags& f) {
+  auto json = ReadConfig(f.config);
+  if (!json.ok()) return Report(json.status());
+  models::DetectorTrainConfig c;
+  try {
+    ConfigReader r(*json);
+    ReadTrainOptions(r, c.train);
+    r.Get("max_blur_sigma_px", c.max_blur_sigma_px);
+    r.Get("max_noise_std", c.max_noise_std);
+    r.Get("empty_fraction", c.empty_fraction);
+    r.Get("eval_canvases_per_count", c.eval_canvases_per_count);
+    if (Status s = r.CheckNoUnknownKeys(f.config); !s.ok()) return Report(s);
+  } catch (const std::exception& e) {
+    return Report(InvalidArgumentError("config " + f.config + ": " + e.what()));
+  }
+  ApplyFlags(f, c.train);
+  return Report(models::TrainDetector(c, MakeProgress("detector")));
+}
+
 }  // namespace
 
 void RegisterTrainCommand(CLI::App& app) {
@@ -180,10 +240,19 @@ void RegisterTrainCommand(CLI::App& app) {
   auto flags = std::make_shared<TrainFlags>();
   CLI::App* ae = train->add_subcommand("autoencoder", "the shared latent space 1x64x64 <-> 4x16x16");
   AddTrainFlags(*ae, *flags);
-  ae->final_callback([flags] {
-    const int code = RunAutoencoder(*flags);
-    if (code != kExitOk) throw CLI::RuntimeError(code);
-  });
+  CLI::App* expert = train->add_subcommand(
+      "expert", "an organisation's private cross-attention UNet on the shared latent space");
+  CLI::App* detector =
+      train->add_subcommand("detector", "the presence detector that judges the benchmark");
+  const std::pair<CLI::App*, int (*)(const TrainFlags&)> runs[] = {
+      {ae, RunAutoencoder}, {expert, RunExpert}, {detector, RunDetector}};
+  for (const auto& [cmd, run] : runs) {
+    if (cmd != ae) AddTrainFlags(*cmd, *flags);
+    cmd->final_callback([flags, run = run] {
+      const int code = run(*flags);
+      if (code != kExitOk) throw CLI::RuntimeError(code);
+    });
+  }
 }
 
 }  // namespace dnd::tools

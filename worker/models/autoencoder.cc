@@ -214,6 +214,14 @@ StatusOr<TrainReport> TrainAutoencoder(const AutoencoderTrainConfig& config,
   DND_ASSIGN_OR_RETURN(LoopResult loop,
                        RunTrainingLoop(*net, nullptr, 0.0, optimizer, t, config_json, step_fn,
                                        progress));
+  if (!loop.finished) {
+    return TrainReport{.out = t.out,
+                       .device = device_name,
+                       .seconds = loop.seconds,
+                       .steps_run = loop.steps_run,
+                       .finished = false,
+                       .metrics = {}};
+  }
   // Normalise the latent over canvases with the experts' position prior (train split).
   {
     torch::NoGradGuard no_grad;
@@ -239,6 +247,7 @@ StatusOr<TrainReport> TrainAutoencoder(const AutoencoderTrainConfig& config,
                      .device = device_name,
                      .seconds = loop.seconds,
                      .steps_run = loop.steps_run,
+                     .finished = true,
                      .metrics = {{"psnr_test_db", q.psnr_db},
                                  {"mse_test", q.mse},
                                  {"final_train_loss", loop.final_loss}}};

@@ -107,6 +107,19 @@ StatusOr<std::string> LoadModelFile(torch::nn::Module& module, const std::string
   }
 }
 
+StatusOr<std::string> ReadModelMetadata(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) return NotFoundError("no model file " + path);
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path, torch::kCPU);
+    DND_ASSIGN_OR_RETURN(std::string format, ReadString(archive, kFormatKey, path));
+    if (format != kModelFormat) return DataLossError(path + " is not a model file");
+    return ReadString(archive, kMetaKey, path);
+  } catch (const std::exception& e) {
+    return DataLossError("cannot load " + path + ": " + e.what());
+  }
+}
+
 std::string WeightsHash(torch::nn::Module& module) {
   uint64_t h = 1469598103934665603ULL;
   std::vector<torch::Tensor> tensors = module.parameters();
@@ -219,7 +232,9 @@ StatusOr<LoopResult> RunTrainingLoop(torch::nn::Module& model, torch::nn::Module
     }
     ++result.steps_run;
     const int done = step + 1;
-    if (done % options.checkpoint_every == 0 || done == options.steps) {
+    const bool stopping = options.stop_after > 0 && result.steps_run >= options.stop_after &&
+                          done < options.steps;
+    if (done % options.checkpoint_every == 0 || done == options.steps || stopping) {
       DND_RETURN_IF_ERROR(save_checkpoint(done));
     }
     result.seconds =
@@ -231,6 +246,10 @@ StatusOr<LoopResult> RunTrainingLoop(torch::nn::Module& model, torch::nn::Module
                 .loss = result.final_loss,
                 .elapsed_seconds = result.seconds,
                 .first_step = start});
+    }
+    if (stopping) {
+      result.finished = false;
+      break;
     }
   }
   return result;

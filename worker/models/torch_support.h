@@ -40,6 +40,8 @@ Status SaveModelFile(torch::nn::Module& module, const std::string& metadata_json
 // Loads parameters and buffers into `module` (same architecture); returns the metadata.
 // NotFound, or DataLoss for a file that is not a model file of this architecture.
 StatusOr<std::string> LoadModelFile(torch::nn::Module& module, const std::string& path);
+// The metadata of a model file without loading its weights (to learn the architecture first).
+StatusOr<std::string> ReadModelMetadata(const std::string& path);
 // 8 hex digits of an FNV-1a hash of the module's parameters (identifies a latent space).
 std::string WeightsHash(torch::nn::Module& module);
 
@@ -56,6 +58,7 @@ struct LoopResult {
   int steps_run = 0;
   double seconds = 0.0;
   double final_loss = 0.0;  // mean over the last 50 steps
+  bool finished = true;     // false when options.stop_after stopped it (checkpoint written)
 };
 StatusOr<LoopResult> RunTrainingLoop(torch::nn::Module& model, torch::nn::Module* ema,
                                      double ema_decay, torch::optim::Optimizer& optimizer,

@@ -24,6 +24,9 @@ struct TrainOptions {
   int checkpoint_every = 250;      // steps between checkpoints (and at the end)
   std::string device = "auto";     // "auto" (CUDA when LibTorch has it, else CPU), "cpu", "cuda"
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  // Stop this process after this many steps (0 = run to the end), leaving a checkpoint to
+  // --resume from: time-boxed sessions. Not part of the config (a resumed run may differ).
+  int stop_after = 0;
 };
 
 // One progress report, after each optimiser step.
@@ -42,6 +45,7 @@ struct TrainReport {
   std::string device;                     // "cpu" or "cuda"
   double seconds = 0.0;                   // wall time of this process's part of the run
   int steps_run = 0;                      // steps this process ran
+  bool finished = true;                   // false: stopped by stop_after; no model file yet
   std::map<std::string, double> metrics;  // model-specific (PSNR, losses, accuracies)
 };
 
