@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "protocol/startup.h"
+#include "tools/bench/bench_command.h"
 #include "tools/demo_command.h"
 #include "tools/dnd_app.h"
 #include "tools/train_command.h"
@@ -14,5 +15,6 @@ int main(int argc, char** argv) {
   return dnd::tools::RunDnd(argc, argv, [](CLI::App& app) {
     dnd::tools::RegisterDemoCommand(app);
     dnd::tools::RegisterTrainCommand(app);
+    dnd::bench::RegisterBenchCommand(app);
   });
 }

@@ -17,6 +17,7 @@
 #include "worker/experts/fashion_mnist.h"
 #include "worker/models/autoencoder.h"
 #include "worker/models/unet_expert.h"
+#include "worker/service/shipped_models.h"
 
 namespace dnd::bench {
 namespace {
@@ -142,7 +143,7 @@ void QuietLogs(bool verbose) {
 
 }  // namespace
 
-std::string DefaultModelsDir() { return std::string(DND_SOURCE_DIR) + "/worker/models/weights"; }
+std::string DefaultModelsDir() { return worker::ShippedModelsDir().string(); }
 std::string DefaultSuiteFile() {
   return std::string(DND_SOURCE_DIR) + "/tools/bench/compose_suite.json";
 }

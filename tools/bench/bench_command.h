@@ -19,7 +19,8 @@ class App;
 
 namespace dnd::bench {
 
-// Where the shipped model files are: <source dir>/worker/models/weights (compile definition).
+// Where the shipped model files are: $DND_MODELS_DIR, else the source tree's worker/models/weights
+// (worker::ShippedModelsDir).
 std::string DefaultModelsDir();
 // <source dir>/tools/bench/compose_suite.json.
 std::string DefaultSuiteFile();
