@@ -289,23 +289,12 @@ StatusOr<DemoResult> RunDistributed(const DemoOptions& options) {
   std::vector<std::unique_ptr<ChildProcess>> children;
   // Every process computes with the embedded run's thread count (DemoComputeThreads).
   const std::string threads = std::to_string(DemoComputeThreads());
-  std::vector<std::string> coordinator_args = {coordinator_bin.string(),
-                                               "--worker-endpoint",
-                                               worker_ep,
-                                               "--client-endpoint",
-                                               client_ep,
-                                               "--key-dir",
-                                               keys.string(),
-                                               "--key-name",
-                                               "coordinator",
-                                               "--allow-dir",
-                                               allow.string(),
-                                               "--data-dir",
-                                               (run.path() / "data").string(),
-                                               "--max-jobs",
-                                               "2",
-                                               "--threads",
-                                               threads};
+  // clang-format off
+  std::vector<std::string> coordinator_args = {
+      coordinator_bin.string(), "--worker-endpoint", worker_ep, "--client-endpoint", client_ep,
+      "--key-dir", keys.string(), "--key-name", "coordinator", "--allow-dir", allow.string(),
+      "--data-dir", (run.path() / "data").string(), "--max-jobs", "2", "--threads", threads};
+  // clang-format on
   if (options.models.neural) {
     coordinator_args.insert(coordinator_args.end(),
                             {"--autoencoder", options.models.autoencoder.string()});
@@ -318,28 +307,15 @@ StatusOr<DemoResult> RunDistributed(const DemoOptions& options) {
   for (size_t i = 0; i < DemoExperts().size(); ++i) {
     const DemoExpert& e = DemoExperts()[i];
     const experts::ExpertConfig config = DemoExpertConfig(options.models, i);
-    DND_ASSIGN_OR_RETURN(auto w, ChildProcess::Start({worker_bin.string(),
-                                                      "--coordinator",
-                                                      worker_ep,
-                                                      "--name",
-                                                      e.name,
-                                                      "--organisation",
-                                                      e.name,
-                                                      "--backend",
-                                                      config.backend,
-                                                      "--model",
-                                                      config.model_path,
-                                                      "--concepts",
-                                                      JoinComma(e.concepts),
-                                                      "--key-dir",
-                                                      keys.string(),
-                                                      "--key-name",
-                                                      e.name,
-                                                      "--server-key",
-                                                      server_key,
-                                                      "--threads",
-                                                      threads},
-                                                     logs / (std::string(e.name) + ".log")));
+    // clang-format off
+    const std::vector<std::string> worker_args = {
+        worker_bin.string(), "--coordinator", worker_ep, "--name", e.name, "--organisation", e.name,
+        "--backend", config.backend, "--model", config.model_path, "--concepts",
+        JoinComma(e.concepts), "--key-dir", keys.string(), "--key-name", e.name, "--server-key",
+        server_key, "--threads", threads};
+    // clang-format on
+    DND_ASSIGN_OR_RETURN(auto w,
+                         ChildProcess::Start(worker_args, logs / (std::string(e.name) + ".log")));
     children.push_back(std::move(w));
   }
   Say(options, "started dnd-coordinator (" + client_ep +

@@ -138,8 +138,9 @@ int main(int argc, char** argv) {
   if (std::error_code ec;
       !latent_space.empty() && std::filesystem::is_regular_file(latent_space, ec)) {
     auto autoencoder = dnd::models::Autoencoder::Load(latent_space);
-    if (!autoencoder.ok())
+    if (!autoencoder.ok()) {
       return Fail(kExitUsage, autoencoder.status().WithContext("--latent-space"));
+    }
     latent_space = (*autoencoder)->latent_space_id();
   }
   if (!latent_space.empty() && latent.id != latent_space) {
