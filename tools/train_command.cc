@@ -204,6 +204,7 @@ int RunExpert(const TrainFlags& f) {
     r.Get("position_prior_std_px", c.position_prior_std_px);
     r.Get("pool_canvases", c.pool_canvases);
     r.Get("ema_decay", c.ema_decay);
+    r.Get("attention_loss_weight", c.attention_loss_weight);
     if (Status s = r.CheckNoUnknownKeys(f.config); !s.ok()) return Report(s);
   } catch (const std::exception& e) {
     return Report(InvalidArgumentError("config " + f.config + ": " + e.what()));

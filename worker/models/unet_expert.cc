@@ -112,6 +112,10 @@ struct UNetImpl : torch::nn::Module {
     tokens = register_module("tokens", torch::nn::Embedding(s.num_concepts + 2, s.token_dim));
     time1 = register_module("time1", torch::nn::Linear(c, time_dim));
     time2 = register_module("time2", torch::nn::Linear(time_dim, time_dim));
+    // The concept also enters through the time embedding (as SDXL adds its pooled text embedding),
+    // so conditioning does not rest on the attention alone.
+    concept_embedding =
+        register_module("concept_embedding", torch::nn::Embedding(s.num_concepts + 2, time_dim));
     conv_in = register_module("conv_in", Conv(kLatentChannels, c));
     r1 = register_module("r1", ResBlock(c, c, time_dim));
     a1 = register_module("a1", CrossAttention(c, s.token_dim, s.heads));
@@ -146,7 +150,7 @@ struct UNetImpl : torch::nn::Module {
     const torch::Tensor ids =
         torch::stack({torch::full({b}, kStartToken, slot.options()), slot}, 1);  // [B, 2]
     const torch::Tensor ctx = tokens(ids);
-    const torch::Tensor temb = TimeEmbedding(t);
+    const torch::Tensor temb = TimeEmbedding(t) + concept_embedding(slot);
     namespace F = torch::nn::functional;
     torch::Tensor h = conv_in(x);
     h = r1(h, temb);
@@ -167,7 +171,7 @@ struct UNetImpl : torch::nn::Module {
   }
 
   UNetShape shape;
-  torch::nn::Embedding tokens{nullptr};
+  torch::nn::Embedding tokens{nullptr}, concept_embedding{nullptr};
   torch::nn::Linear time1{nullptr}, time2{nullptr};
   torch::nn::Conv2d conv_in{nullptr}, down{nullptr}, up{nullptr}, conv_out{nullptr};
   ResBlock r1{nullptr}, r2{nullptr}, r3{nullptr}, r4{nullptr};
@@ -192,7 +196,8 @@ nlohmann::json ConfigJson(const ExpertTrainConfig& c) {
           {"cfg_dropout", c.cfg_dropout},
           {"position_prior_std_px", c.position_prior_std_px},
           {"pool_canvases", c.pool_canvases},
-          {"ema_decay", c.ema_decay}};
+          {"ema_decay", c.ema_decay},
+          {"attention_loss_weight", c.attention_loss_weight}};
 }
 
 // The neural backend of the expert interface.
@@ -382,6 +387,9 @@ StatusOr<TrainReport> TrainExpert(const ExpertTrainConfig& config, const Progres
   const std::vector<size_t> indices = train.IndicesOf(labels);
   std::vector<int64_t> pool_slot(config.pool_canvases);
   std::vector<float> pool;
+  // Each canvas's footprint at latent resolution: the fraction of each 4x4 pixel cell that the
+  // item covers (pixels above 0.1), the target of the attention map.
+  std::vector<float> pool_mask(static_cast<size_t>(config.pool_canvases) * kLatentSide * kLatentSide);
   {
     std::mt19937_64 rng(StepSeed(t.seed, 0, 3));
     std::uniform_int_distribution<size_t> pick(0, indices.size() - 1);
@@ -398,6 +406,15 @@ StatusOr<TrainReport> TrainExpert(const ExpertTrainConfig& config, const Progres
                   std::span<float>(canvases).subspan(static_cast<size_t>(i) * kCanvasPixels,
                                                      kCanvasPixels));
       }
+      for (int i = 0; i < count; ++i) {
+        float* mask = pool_mask.data() + static_cast<size_t>(start + i) * kLatentSide * kLatentSide;
+        const float* canvas = canvases.data() + static_cast<size_t>(i) * kCanvasPixels;
+        for (int y = 0; y < kCanvasSide; ++y) {
+          for (int x = 0; x < kCanvasSide; ++x) {
+            if (canvas[y * kCanvasSide + x] > 0.1f) mask[(y / 4) * kLatentSide + x / 4] += 1.0f / 16;
+          }
+        }
+      }
       DND_ASSIGN_OR_RETURN(std::vector<float> z, ae->Encode(canvases));
       pool.insert(pool.end(), z.begin(), z.end());
     }
@@ -407,6 +424,10 @@ StatusOr<TrainReport> TrainExpert(const ExpertTrainConfig& config, const Progres
                        torch::kFloat)
           .to(device);
   const torch::Tensor pool_slots = torch::tensor(pool_slot, torch::kLong).to(device);
+  const torch::Tensor pool_masks =
+      torch::from_blob(pool_mask.data(), {config.pool_canvases, kLatentSide, kLatentSide},
+                       torch::kFloat)
+          .to(device);
   std::vector<double> ac = ScaledLinearAlphasCumprod();
   const torch::Tensor alphas_cumprod =
       torch::tensor(ac, torch::kDouble).to(torch::kFloat).to(device);
@@ -445,8 +466,15 @@ StatusOr<TrainReport> TrainExpert(const ExpertTrainConfig& config, const Progres
         torch::where(drop, torch::full({b}, kNullToken, pick.options()), pool_slots.index_select(0, pick));
     const torch::Tensor a = alphas_cumprod.index_select(0, tt).view({b, 1, 1, 1});
     const torch::Tensor xt = a.sqrt() * x0 + (1 - a).sqrt() * noise;
-    const torch::Tensor eps = net->forward(xt, tt, slot).first;
-    const torch::Tensor loss = torch::mse_loss(eps, noise);
+    auto [eps, loc] = net->forward(xt, tt, slot);
+    // Denoising loss, plus the attention on the concept token pulled towards the item's footprint
+    // (conditional samples only): this is what makes the map a localisation map.
+    const torch::Tensor keep = drop.logical_not().to(torch::kFloat).view({b, 1, 1});
+    const torch::Tensor attention_error =
+        ((loc - pool_masks.index_select(0, pick)).pow(2) * keep).sum() /
+        (keep.sum() * kLatentSide * kLatentSide + 1.0);
+    const torch::Tensor loss =
+        torch::mse_loss(eps, noise) + config.attention_loss_weight * attention_error;
     optimizer.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(net->parameters(), 1.0);

@@ -29,6 +29,9 @@ struct ExpertTrainConfig {
   double position_prior_std_px = 7.0; // the training canvases' position prior
   int pool_canvases = 16384;          // encoded canvases drawn from (items x positions)
   double ema_decay = 0.999;           // the shipped weights are the EMA
+  // Weight of the attention loss: mean squared difference between the concept token's attention
+  // map and the item's footprint at 16x16 (conditional samples only). 0 = unsupervised attention.
+  double attention_loss_weight = 1.0;
 };
 
 // Trains an expert (resumable, see TrainOptions), writes train.out with its name, concepts and
