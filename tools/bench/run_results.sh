@@ -1,0 +1,32 @@
+#!/bin/bash
+# Re-measures everything docs/results.md and docs/benchmarks/experts.md report, into OUT (default
+# ./bench-results): the experts' gate and the composition benchmark (pairs, triples, the beta/gamma
+# sweep) in both domains. Each step writes its JSON, markdown, log and grids when it finishes, so a
+# run that is stopped keeps what it did. Usage: tools/bench/run_results.sh [DND_BINARY] [OUT]
+# Long: on the 2-core VM the exact domain alone takes over an hour (docs/results.md, "Cost").
+set -u
+DND=${1:-build/bin/dnd}
+OUT=${2:-bench-results}
+mkdir -p "$OUT"
+export DND_THREADS=${DND_THREADS:-1}  # one LibTorch thread per worker: 3 workers share the cores
+run() {  # run NAME ARGS...: one command, its stdout (tables) in NAME.md, stderr in NAME.log
+  local name=$1; shift
+  echo "$(date -u +%FT%TZ) $name: $*" | tee -a "$OUT/commands.txt"
+  /usr/bin/time -f "$name: %e s wall, %U s user, %S s sys, %M KiB max RSS" -a -o "$OUT/times.txt" \
+    "$DND" "$@" > "$OUT/$name.md" 2> "$OUT/$name.log" || echo "$name: exit $?" >> "$OUT/times.txt"
+}
+run experts_neural bench experts --domain neural --json "$OUT/experts_neural.json" --grid-dir "$OUT/grids"
+run compose_neural_quick bench compose --domain neural --quick --json "$OUT/compose_neural_quick.json"
+run compose_neural_pairs bench compose --domain neural --suites pairs \
+  --json "$OUT/compose_neural_pairs.json" --grid-dir "$OUT/grids"
+run compose_neural_triples bench compose --domain neural --suites triples \
+  --json "$OUT/compose_neural_triples.json" --grid-dir "$OUT/grids"
+run compose_neural_sweep bench compose --domain neural --sweep-only \
+  --json "$OUT/compose_neural_sweep.json"
+run experts_exact bench experts --domain exact --json "$OUT/experts_exact.json" --grid-dir "$OUT/grids"
+run compose_exact_triples bench compose --domain exact --suites triples \
+  --json "$OUT/compose_exact_triples.json" --grid-dir "$OUT/grids"
+run compose_exact_pairs bench compose --domain exact --suites pairs \
+  --json "$OUT/compose_exact_pairs.json" --grid-dir "$OUT/grids"
+run compose_exact_sweep bench compose --domain exact --sweep-only \
+  --json "$OUT/compose_exact_sweep.json"
