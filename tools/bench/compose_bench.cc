@@ -377,7 +377,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
       for (double m : {0.1, 1.0, 10.0}) betas.push_back(m * options.default_beta_attention);
     }
     std::vector<double> gammas = options.sweep_gammas;
-    if (gammas.empty()) gammas = {0.05, 0.1, 0.2, 0.4};
+    if (gammas.empty()) gammas = {0.0, 0.01, 0.03, 0.1};
     DND_ASSIGN_OR_RETURN(StrategySpec dnd, FindStrategy("dnd"));
     std::vector<Cell> cells;
     for (double beta : betas) {

@@ -51,7 +51,7 @@ struct ComposeBenchOptions {
   bool sweep = false;                     // run the beta/gamma sweep (on the tuning subset) too
   bool sweep_only = false;                // only the sweep
   std::vector<double> sweep_betas;        // empty = {0.1, 1, 10} x the coordinator's default
-  std::vector<double> sweep_gammas;       // empty = {0.05, 0.1, 0.2, 0.4}
+  std::vector<double> sweep_gammas;       // empty = {0, 0.01, 0.03, 0.1}
   double default_beta_attention = 0.001;  // what the sweep's beta multipliers scale
   std::optional<int> steps;               // unset = the coordinator's default (quick: the file's)
   std::optional<double> cfg;              // unset = the coordinator's default
