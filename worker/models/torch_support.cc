@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
+
 namespace dnd::models {
 namespace {
 
@@ -45,6 +47,20 @@ StatusOr<std::string> ReadString(torch::serialize::InputArchive& archive, const 
     return DataLossError(path + " has no '" + key + "' entry: not a dnd model or checkpoint");
   }
   return value.toStringRef();
+}
+
+// A run may be resumed with the same config, or with only "steps" raised (to train a finished
+// run longer: the cosine schedule then stretches over the new total).
+bool SameConfigButSteps(const std::string& saved, const std::string& now) {
+  if (saved == now) return true;
+  try {
+    nlohmann::json a = nlohmann::json::parse(saved), b = nlohmann::json::parse(now);
+    a.erase("steps");
+    b.erase("steps");
+    return a == b;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 }  // namespace
@@ -170,7 +186,7 @@ StatusOr<LoopResult> RunTrainingLoop(torch::nn::Module& model, torch::nn::Module
       DND_ASSIGN_OR_RETURN(std::string format, ReadString(archive, kFormatKey, checkpoint));
       DND_ASSIGN_OR_RETURN(std::string saved_config, ReadString(archive, kMetaKey, checkpoint));
       if (format != kCheckpointFormat) return DataLossError(checkpoint + " is not a checkpoint");
-      if (saved_config != config_json) {
+      if (!SameConfigButSteps(saved_config, config_json)) {
         return FailedPreconditionError(
             "--resume: " + checkpoint +
             " was written by a run with another config; resume with the same config, or start "
@@ -189,6 +205,11 @@ StatusOr<LoopResult> RunTrainingLoop(torch::nn::Module& model, torch::nn::Module
       c10::IValue step;
       archive.read("step", step);
       start = static_cast<int>(step.toInt());
+      if (start > options.steps) {
+        return FailedPreconditionError("--resume: " + checkpoint + " is at step " +
+                                       std::to_string(start) + ", beyond --steps " +
+                                       std::to_string(options.steps));
+      }
     } catch (const std::exception& e) {
       return DataLossError("cannot resume from " + checkpoint + ": " + e.what());
     }
