@@ -88,6 +88,24 @@ TEST(TrainingTest, ResumeRefusesAnotherConfigAndAMissingCheckpoint) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(TrainingTest, AFinishedRunCanBeTrainedLongerButNotShorter) {
+  const std::string dir = TempDir();
+  AutoencoderTrainConfig c = Tiny(dir + "/m.pt");
+  c.train.steps = 4;
+  ASSERT_TRUE(TrainAutoencoder(c, nullptr).ok());
+  AutoencoderTrainConfig longer = Tiny(dir + "/m.pt");
+  longer.train.steps = 6;
+  longer.train.resume = true;
+  auto more = TrainAutoencoder(longer, nullptr);
+  ASSERT_TRUE(more.ok()) << more.status().ToString();
+  EXPECT_EQ(more->steps_run, 2);
+  AutoencoderTrainConfig shorter = Tiny(dir + "/m.pt");
+  shorter.train.steps = 3;
+  shorter.train.resume = true;
+  EXPECT_EQ(TrainAutoencoder(shorter, nullptr).status().code(), StatusCode::kFailedPrecondition);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(TrainingTest, BadConfigsAreInvalidArguments) {
   AutoencoderTrainConfig c = Tiny("");
   EXPECT_EQ(TrainAutoencoder(c, nullptr).status().code(), StatusCode::kInvalidArgument);
