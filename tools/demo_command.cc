@@ -37,6 +37,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kRegistrationTimeout = std::chrono::seconds(60);
+// A worker heart-beats from the thread that runs its model, so one slow step on a starved machine
+// (measured: a 2-core VM at load 11 with the trained experts) silences it for seconds; the
+// deployment default of 3 s then fails the demo. Its workers are local processes or threads whose
+// exit the demo notices anyway, so it waits longer for a heartbeat.
+constexpr int kDemoLivenessMs = 30000;
 
 struct DemoExpert {
   const char* name;
@@ -179,6 +184,7 @@ StatusOr<DemoResult> RunEmbedded(const DemoOptions& options) {
   coordinator_options.worker_security = protocol::SecurityOptions::Plain();
   coordinator_options.client_security = protocol::SecurityOptions::Plain();
   coordinator_options.data_dir = data.path() / "data";
+  coordinator_options.worker_liveness_ms = kDemoLivenessMs;
   if (options.models.neural) {
     DND_ASSIGN_OR_RETURN(coordinator_options.decoders,
                          coordinator::LoadAutoencoderDecoders({options.models.autoencoder}));
@@ -293,7 +299,8 @@ StatusOr<DemoResult> RunDistributed(const DemoOptions& options) {
   std::vector<std::string> coordinator_args = {
       coordinator_bin.string(), "--worker-endpoint", worker_ep, "--client-endpoint", client_ep,
       "--key-dir", keys.string(), "--key-name", "coordinator", "--allow-dir", allow.string(),
-      "--data-dir", (run.path() / "data").string(), "--max-jobs", "2", "--threads", threads};
+      "--data-dir", (run.path() / "data").string(), "--max-jobs", "2", "--threads", threads,
+      "--liveness-ms", std::to_string(kDemoLivenessMs)};
   // clang-format on
   if (options.models.neural) {
     coordinator_args.insert(coordinator_args.end(),
@@ -339,10 +346,13 @@ StatusOr<DemoResult> RunDistributed(const DemoOptions& options) {
   ClientOptions client_options;
   client_options.endpoint = client_ep;
   client_options.security = protocol::SecurityOptions::CurveClient(client_keys, coordinator_key);
-  DND_ASSIGN_OR_RETURN(auto client, CoordinatorClient::Connect(*context, client_options));
-  // The coordinator may still be starting: retry "cannot reach" until registration's deadline.
+  // The coordinator may still be starting (it loads LibTorch and the autoencoder first): retry
+  // "cannot reach" until registration's deadline, each time on a fresh connection, so that the
+  // late reply to a timed-out request cannot be taken for the answer to the next one.
+  std::unique_ptr<CoordinatorClient> client;
   const auto deadline = Clock::now() + kRegistrationTimeout;
   for (;;) {
+    DND_ASSIGN_OR_RETURN(client, CoordinatorClient::Connect(*context, client_options));
     Status s = WaitForExperts(*client, check_children);
     if (s.ok()) break;
     if (s.code() != StatusCode::kUnavailable || Clock::now() >= deadline) {

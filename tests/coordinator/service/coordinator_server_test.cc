@@ -192,7 +192,7 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
   std::vector<std::string> names;
   for (const auto& f : files->files) names.push_back(f.name);
   EXPECT_EQ(names, (std::vector<std::string>{"image.png", "allocation.png", "allocation_steps.png",
-                                             "record.json"}));
+                                             "latent.npy", "record.json"}));
   for (const auto& f : files->files) {
     if (f.name.ends_with(".png")) {
       ASSERT_GE(f.data.size(), 8u);
@@ -200,9 +200,12 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
       EXPECT_EQ(f.data[2], 'N');
     }
   }
+  ASSERT_EQ(files->files.size(), 5u);
   const auto record =
-      nlohmann::json::parse(std::string(files->files[3].data.begin(), files->files[3].data.end()));
+      nlohmann::json::parse(std::string(files->files[4].data.begin(), files->files[4].data.end()));
   EXPECT_EQ(record["state"], "succeeded");
+  EXPECT_EQ(record["image"]["source"], "pixels");  // the exact experts work in pixel space
+  EXPECT_EQ(files->files[3].data.size(), 128u + 64 * 64 * 4) << "latent.npy: header + 1x64x64";
   EXPECT_EQ(record["seed"], 7);
   EXPECT_EQ(record["spec"]["strategy"], "dnd");
   ASSERT_EQ(record["steps"].size(), 8u);
