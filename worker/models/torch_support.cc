@@ -118,6 +118,8 @@ StatusOr<std::string> LoadModelFile(torch::nn::Module& module, const std::string
     }
     module.load(archive);
     return ReadString(archive, kMetaKey, path);
+  } catch (const c10::Error& e) {
+    return DataLossError("cannot load " + path + ": " + e.what_without_backtrace());
   } catch (const std::exception& e) {
     return DataLossError("cannot load " + path + ": " + e.what());
   }
@@ -131,6 +133,8 @@ StatusOr<std::string> ReadModelMetadata(const std::string& path) {
     DND_ASSIGN_OR_RETURN(std::string format, ReadString(archive, kFormatKey, path));
     if (format != kModelFormat) return DataLossError(path + " is not a model file");
     return ReadString(archive, kMetaKey, path);
+  } catch (const c10::Error& e) {
+    return DataLossError("cannot load " + path + ": " + e.what_without_backtrace());
   } catch (const std::exception& e) {
     return DataLossError("cannot load " + path + ": " + e.what());
   }
@@ -210,6 +214,8 @@ StatusOr<LoopResult> RunTrainingLoop(torch::nn::Module& model, torch::nn::Module
                                        std::to_string(start) + ", beyond --steps " +
                                        std::to_string(options.steps));
       }
+    } catch (const c10::Error& e) {
+      return DataLossError("cannot resume from " + checkpoint + ": " + e.what_without_backtrace());
     } catch (const std::exception& e) {
       return DataLossError("cannot resume from " + checkpoint + ": " + e.what());
     }
