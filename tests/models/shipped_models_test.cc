@@ -54,8 +54,10 @@ std::string Sha256(const std::string& path) {
 }
 
 std::unique_ptr<experts::Expert> LoadExpert(const std::string& name) {
-  experts::ExpertConfig config{.backend = "neural", .name = name,
-                               .model_path = kWeights + name + ".pt"};
+  experts::ExpertConfig config;
+  config.backend = "neural";
+  config.name = name;
+  config.model_path = kWeights + name + ".pt";
   auto expert = CreateAnyExpert(config);
   EXPECT_TRUE(expert.ok()) << expert.status().ToString();
   return expert.ok() ? std::move(expert).value() : nullptr;

@@ -8,7 +8,9 @@ namespace {
 
 constexpr int kTrainTimesteps = 1000;
 
-std::vector<double> AlphasCumprod() {
+}  // namespace
+
+std::vector<double> ScaledLinearAlphasCumprod() {
   std::vector<double> out(kTrainTimesteps);
   const double lo = std::sqrt(0.00085), hi = std::sqrt(0.012);
   double prod = 1.0;
@@ -19,8 +21,6 @@ std::vector<double> AlphasCumprod() {
   }
   return out;
 }
-
-}  // namespace
 
 std::vector<float> InitialNoise(const experts::LatentSpace& latent, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -47,7 +47,7 @@ StatusOr<std::vector<float>> SampleLatents(experts::Expert& expert,
     const std::vector<float> noise = InitialNoise(info.latent, seed);
     x.insert(x.end(), noise.begin(), noise.end());
   }
-  const std::vector<double> ac = AlphasCumprod();
+  const std::vector<double> ac = ScaledLinearAlphasCumprod();
   const int ratio = kTrainTimesteps / steps;
   for (int i = steps - 1; i >= 0; --i) {
     const int t = i * ratio + 1;  // leading spacing, steps_offset 1

@@ -15,6 +15,10 @@
 
 namespace dnd::models {
 
+// alphas_cumprod of diffusers' scaled_linear schedule (Stable Diffusion's 0.00085..0.012, 1000
+// training steps): the schedule the experts are trained on and the coordinator samples with.
+std::vector<double> ScaledLinearAlphasCumprod();
+
 // The initial noise x_T of `seed`: NumValues() standard normal floats from std::mt19937_64(seed)
 // and std::normal_distribution<double> (the same values on every machine with this libstdc++).
 std::vector<float> InitialNoise(const experts::LatentSpace& latent, uint64_t seed);

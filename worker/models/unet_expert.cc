@@ -13,6 +13,7 @@
 #include "worker/experts/utility_maps.h"
 #include "worker/models/autoencoder.h"
 #include "worker/models/canvases.h"
+#include "worker/models/sampling.h"
 #include "worker/models/torch_support.h"
 
 namespace dnd::models {
@@ -22,20 +23,6 @@ constexpr int kTrainTimesteps = 1000;
 constexpr int64_t kStartToken = 0;
 constexpr int64_t kNullToken = 1;
 constexpr int64_t kFirstConceptToken = 2;
-
-// alphas_cumprod of diffusers' scaled_linear schedule (Stable Diffusion's 0.00085..0.012), the
-// schedule the coordinator samples with (coordinator/method/schedule.h).
-std::vector<double> ScaledLinearAlphasCumprod() {
-  std::vector<double> out(kTrainTimesteps);
-  const double lo = std::sqrt(0.00085), hi = std::sqrt(0.012);
-  double prod = 1.0;
-  for (int t = 0; t < kTrainTimesteps; ++t) {
-    const double s = lo + (hi - lo) * t / (kTrainTimesteps - 1);
-    prod *= 1.0 - s * s;
-    out[t] = prod;
-  }
-  return out;
-}
 
 torch::nn::Conv2d Conv(int in, int out, int stride = 1, int kernel = 3) {
   return torch::nn::Conv2d(
