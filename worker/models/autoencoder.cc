@@ -214,14 +214,7 @@ StatusOr<TrainReport> TrainAutoencoder(const AutoencoderTrainConfig& config,
   DND_ASSIGN_OR_RETURN(LoopResult loop,
                        RunTrainingLoop(*net, nullptr, 0.0, optimizer, t, config_json, step_fn,
                                        progress));
-  if (!loop.finished) {
-    return TrainReport{.out = t.out,
-                       .device = device_name,
-                       .seconds = loop.seconds,
-                       .steps_run = loop.steps_run,
-                       .finished = false,
-                       .metrics = {}};
-  }
+  if (!loop.finished) return StoppedReport(t, device_name, loop);
   // Normalise the latent over canvases with the experts' position prior (train split).
   {
     torch::NoGradGuard no_grad;

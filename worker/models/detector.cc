@@ -271,14 +271,7 @@ StatusOr<TrainReport> TrainDetector(const DetectorTrainConfig& config, const Pro
   DND_ASSIGN_OR_RETURN(LoopResult loop,
                        RunTrainingLoop(*net, nullptr, 0.0, optimizer, t, config_json, step_fn,
                                        progress));
-  if (!loop.finished) {
-    return TrainReport{.out = t.out,
-                       .device = device_name,
-                       .seconds = loop.seconds,
-                       .steps_run = loop.steps_run,
-                       .finished = false,
-                       .metrics = {}};
-  }
+  if (!loop.finished) return StoppedReport(t, device_name, loop);
   nlohmann::json meta = {{"config", ConfigJson(config)},
                          {"final_train_loss", loop.final_loss},
                          {"device", device_name}};

@@ -169,6 +169,16 @@ void UpdateEma(torch::nn::Module& ema, torch::nn::Module& model, double decay) {
   for (size_t i = 0; i < buffers.size(); ++i) ema_buffers[i].copy_(buffers[i]);
 }
 
+TrainReport StoppedReport(const TrainOptions& options, const std::string& device,
+                          const LoopResult& loop) {
+  return TrainReport{.out = options.out,
+                     .device = device,
+                     .seconds = loop.seconds,
+                     .steps_run = loop.steps_run,
+                     .finished = false,
+                     .metrics = {}};
+}
+
 std::string CheckpointPath(const TrainOptions& options) {
   return options.checkpoint.empty() ? options.out + ".ckpt" : options.checkpoint;
 }

@@ -66,6 +66,10 @@ StatusOr<LoopResult> RunTrainingLoop(torch::nn::Module& model, torch::nn::Module
                                      const std::function<double(int)>& step_fn,
                                      const ProgressFn& progress);
 
+// The report of a run that options.stop_after stopped before the end (no model file written).
+TrainReport StoppedReport(const TrainOptions& options, const std::string& device,
+                          const LoopResult& loop);
+
 // The checkpoint path of a run: options.checkpoint, or options.out + ".ckpt".
 std::string CheckpointPath(const TrainOptions& options);
 

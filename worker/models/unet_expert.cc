@@ -470,14 +470,7 @@ StatusOr<TrainReport> TrainExpert(const ExpertTrainConfig& config, const Progres
   };
   DND_ASSIGN_OR_RETURN(LoopResult loop, RunTrainingLoop(*net, ema.get(), config.ema_decay, optimizer,
                                                         t, config_json, step_fn, progress));
-  if (!loop.finished) {
-    return TrainReport{.out = t.out,
-                       .device = device_name,
-                       .seconds = loop.seconds,
-                       .steps_run = loop.steps_run,
-                       .finished = false,
-                       .metrics = {}};
-  }
+  if (!loop.finished) return StoppedReport(t, device_name, loop);
   nlohmann::json meta = {{"config", ConfigJson(config)},
                          {"latent_space_id", ae->latent_space_id()},
                          {"final_train_loss", loop.final_loss},
