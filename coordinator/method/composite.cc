@@ -48,14 +48,19 @@ Status CompositeMean(const CompositeInputs& in, std::span<float> out) {
       !std::isfinite(in.noise_level)) {
     return InvalidArgumentError("gamma and noise_level must be finite and >= 0");
   }
-  // Guidance scale gamma * sigma_t / rms(g), g = sum_i g_i (first pass over the gradients).
+  // Guidance scale gamma * sigma_t / rms(g), g = sum_i Q_i ⊙ g_i or sum_i g_i (first pass over
+  // the gradients). Expert i's weight at element k is Q_ij (position j = k mod m), or 1.
+  const bool own_region = in.guidance_own_region;
+  auto gradient_weight = [&](size_t i, size_t k) {
+    return own_region ? in.q[i * m + k % m] : 1.0;
+  };
   double guidance_scale = 0;
   const bool guided = !in.gradients.empty() && in.gamma > 0;
   if (guided) {
     double sum_sq = 0;
     for (size_t k = 0; k < numel; ++k) {
       double g = 0;
-      for (const auto& gi : in.gradients) g += gi[k];
+      for (size_t i = 0; i < in.gradients.size(); ++i) g += gradient_weight(i, k) * in.gradients[i][k];
       sum_sq += g * g;
     }
     if (!std::isfinite(sum_sq)) {
@@ -96,9 +101,14 @@ Status CompositeMean(const CompositeInputs& in, std::span<float> out) {
         for (size_t j = 0; j < len; ++j) acc[j] += weight[j] * mu[j];
       }
       if (guidance_scale != 0) {
-        for (const auto& gi : in.gradients) {
-          const float* __restrict g = gi.data() + offset;
-          for (size_t j = 0; j < len; ++j) acc[j] += guidance_scale * g[j];
+        for (size_t gi = 0; gi < in.gradients.size(); ++gi) {
+          const float* __restrict g = in.gradients[gi].data() + offset;
+          if (own_region) {
+            const double* __restrict qi = in.q.data() + gi * m + j0;
+            for (size_t j = 0; j < len; ++j) acc[j] += guidance_scale * qi[j] * g[j];
+          } else {
+            for (size_t j = 0; j < len; ++j) acc[j] += guidance_scale * g[j];
+          }
         }
       }
       float* __restrict o = out.data() + offset;

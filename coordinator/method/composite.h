@@ -24,11 +24,16 @@ struct CompositeInputs {
   double gamma = 0;        // guidance strength; 0 disables guidance
   double noise_level = 0;  // sigma_t = sqrt(1 - alphas_cumprod[t]) (METHOD.md decision)
   double noise_std = 0;    // standard deviation of the sampler's noise (DDIM eta term)
+  // true: expert i's gradient acts only where it is responsible, g = sum_i Q_i ⊙ g_i (the
+  // project's default, docs/method.md "Guidance confined to the expert's region"); false:
+  // g = sum_i g_i everywhere, METHOD.md's formula taken literally.
+  bool guidance_own_region = true;
 };
 
 // mu_c = sum_{i<n} Q_i ⊙ mu_i + Q_n ⊙ (1/n) sum_i mu_i + gamma sigma_t g / rms(g),
-// computed as sum_i (Q_ij + Q_nj / n) mu_i[c, j] + guidance; g = sum_i g_i and
-// rms(g) = sqrt(mean over all C*m elements of g^2); g == 0 everywhere (or gamma == 0) adds nothing.
+// computed as sum_i (Q_ij + Q_nj / n) mu_i[c, j] + guidance; g = sum_i Q_i ⊙ g_i
+// (guidance_own_region, the default) or sum_i g_i, and rms(g) = sqrt(mean over all C*m elements
+// of g^2); g == 0 everywhere (or gamma == 0) adds nothing.
 // InvalidArgument on a size mismatch, num_channels < 1, gamma/noise_level < 0, or a non-finite
 // gradient. out: C x H x W.
 Status CompositeMean(const CompositeInputs& in, std::span<float> out);

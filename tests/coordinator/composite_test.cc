@@ -66,7 +66,7 @@ TEST(CompositeTest, UniformAllocationIsAveragingIncludingTheFictitiousShare) {
   }
 }
 
-TEST(CompositeTest, GuidanceIsANormalisedStepOfLengthGammaSigma) {
+TEST(CompositeTest, LiteralGuidanceIsANormalisedStepOfLengthGammaSigma) {
   const int n = 2, c = 3, m = 16;
   const size_t numel = c * m;
   const auto mu = RandomFields(n, numel, 4);
@@ -81,8 +81,8 @@ TEST(CompositeTest, GuidanceIsANormalisedStepOfLengthGammaSigma) {
   }
   const double gamma = 0.3, sigma = 0.7;
   std::vector<float> plain(numel), guided(numel);
-  ASSERT_TRUE(CompositeMean({mus, qv, c, {}, gamma, sigma, 0.0}, plain).ok());
-  ASSERT_TRUE(CompositeMean({mus, qv, c, gs, gamma, sigma, 0.0}, guided).ok());
+  ASSERT_TRUE(CompositeMean({mus, qv, c, {}, gamma, sigma, 0.0, false}, plain).ok());
+  ASSERT_TRUE(CompositeMean({mus, qv, c, gs, gamma, sigma, 0.0, false}, guided).ok());
   double sum_sq = 0;
   for (size_t k = 0; k < numel; ++k) {
     const double gk = static_cast<double>(g[0][k]) + g[1][k];
@@ -102,8 +102,54 @@ TEST(CompositeTest, GuidanceIsANormalisedStepOfLengthGammaSigma) {
   const std::vector<std::vector<float>> zeros(n, std::vector<float>(numel, 0.0f));
   const auto zs = Spans(zeros);
   std::vector<float> zero_guided(numel);
-  ASSERT_TRUE(CompositeMean({mus, qv, c, zs, gamma, sigma, 0.0}, zero_guided).ok());
+  ASSERT_TRUE(CompositeMean({mus, qv, c, zs, gamma, sigma, 0.0, false}, zero_guided).ok());
   EXPECT_EQ(zero_guided, plain);
+}
+
+// The default: g = sum_i Q_i ⊙ g_i, so an expert's gradient moves nothing where Q_i = 0, and the
+// step is still normalised to length gamma * sigma_t (rms over all elements).
+TEST(CompositeTest, GuidanceActsOnlyInEachExpertsRegion) {
+  const int n = 2, c = 2, m = 12;
+  const size_t numel = c * m;
+  const auto mu = RandomFields(n, numel, 14);
+  const auto g = RandomFields(n, numel, 15);
+  const auto mus = Spans(mu), gs = Spans(g);
+  // Positions 0-3 belong to expert 0, 4-7 to expert 1, 8-11 are shared by all three players.
+  std::vector<double> qv(3 * m, 0.0);
+  for (int j = 0; j < m; ++j) {
+    if (j < 4) qv[j] = 1.0;
+    else if (j < 8) qv[m + j] = 1.0;
+    else qv[j] = qv[m + j] = qv[2 * m + j] = 1.0 / 3;
+  }
+  const double gamma = 0.2, sigma = 0.9;
+  std::vector<float> plain(numel), guided(numel);
+  CompositeInputs in{mus, qv, c, {}, gamma, sigma, 0.0};
+  ASSERT_TRUE(in.guidance_own_region);  // the default
+  ASSERT_TRUE(CompositeMean(in, plain).ok());
+  in.gradients = gs;
+  ASSERT_TRUE(CompositeMean(in, guided).ok());
+  std::vector<double> expected_g(numel);
+  double sum_sq = 0;
+  for (size_t k = 0; k < numel; ++k) {
+    const int j = k % m;
+    expected_g[k] = qv[j] * g[0][k] + qv[m + j] * g[1][k];
+    sum_sq += expected_g[k] * expected_g[k];
+  }
+  const double rms = std::sqrt(sum_sq / numel);
+  for (size_t k = 0; k < numel; ++k) {
+    const int j = k % m;
+    EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * expected_g[k] / rms, 1e-5) << k;
+    // Expert 1's gradient leaves expert 0's region alone, and the other way round.
+    if (j < 4) EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * g[0][k] / rms, 1e-5);
+    if (j >= 4 && j < 8) EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * g[1][k] / rms, 1e-5);
+  }
+  // Literal guidance differs on the same inputs (the test can tell the two apart).
+  in.guidance_own_region = false;
+  std::vector<float> literal(numel);
+  ASSERT_TRUE(CompositeMean(in, literal).ok());
+  double diff = 0;
+  for (size_t k = 0; k < numel; ++k) diff += std::abs(literal[k] - guided[k]);
+  EXPECT_GT(diff, 1e-3);
 }
 
 TEST(CompositeTest, StepAddsTheSeededNoise) {
