@@ -47,6 +47,15 @@ struct JobSpec {
   layout @10 :List(Common.Tensor); # Optional MultiDiffusion masks, one (H, W) float32 per expert.
   scheduleName @11 :Text;          # Optional noise schedule, e.g. "scaled_linear"; empty = default.
   timestepSpacing @12 :Text;       # Optional spacing, e.g. "leading"; empty = default.
+  guidanceRegion @13 :GuidanceRegion;  # Where an expert's guidance gradient acts; default = server's.
+}
+
+# Where expert i's guidance gradient g_i acts (docs/method.md, "Guidance confined to the expert's
+# region"): own = only where it is responsible (Q_i ⊙ g_i), everywhere = METHOD.md's sum of g_i.
+enum GuidanceRegion {
+  default @0;
+  own @1;
+  everywhere @2;
 }
 
 struct SubmitJob {

@@ -122,6 +122,7 @@ void WriteJobSpec(const JobSpec& s, wire::JobSpec::Builder b) {
     WriteTensor(s.layout[i], layout[static_cast<unsigned>(i)]);
   b.setScheduleName(AsText(s.schedule_name));
   b.setTimestepSpacing(AsText(s.timestep_spacing));
+  b.setGuidanceRegion(static_cast<wire::GuidanceRegion>(s.guidance_region));
 }
 
 // Bytes of tensor data in a message, used to size the builder's first segment so that a large
@@ -505,6 +506,9 @@ StatusOr<JobSpec> ReadJobSpec(wire::JobSpec::Reader r) {
   DND_RETURN_IF_ERROR(RequireFinite(s.beta, "spec.beta"));
   s.gamma = r.getGamma();
   DND_RETURN_IF_ERROR(RequireFinite(s.gamma, "spec.gamma"));
+  DND_ASSIGN_OR_RETURN(s.guidance_region,
+                       (ReadEnum<wire::GuidanceRegion, GuidanceRegion>(r.getGuidanceRegion(), 3,
+                                                                       "spec.guidanceRegion")));
   auto layout = r.getLayout();
   if (layout.size() != 0 && layout.size() != experts.size()) {
     return InvalidArgumentError("field 'spec.layout': " + std::to_string(layout.size()) +

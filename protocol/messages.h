@@ -38,6 +38,8 @@ struct Tensor {
 enum class UtilityKind : uint8_t { kScore = 0, kAttention = 1 };
 enum class PredictionType : uint8_t { kEpsilon = 0, kSample = 1, kVPrediction = 2 };
 enum class Strategy : uint8_t { kDnd = 0, kAveraging = 1, kComposable = 2, kMultiDiffusion = 3 };
+// Where an expert's guidance gradient acts: kDefault = the coordinator's default.
+enum class GuidanceRegion : uint8_t { kDefault = 0, kOwn = 1, kEverywhere = 2 };
 enum class JobState : uint8_t {
   kQueued = 0,
   kRunning = 1,
@@ -177,6 +179,7 @@ struct JobSpec {
   std::vector<Tensor> layout;    // optional MultiDiffusion masks, (H, W) float32 each
   std::string schedule_name;     // empty = server default
   std::string timestep_spacing;  // empty = server default
+  GuidanceRegion guidance_region = GuidanceRegion::kDefault;
   friend bool operator==(const JobSpec&, const JobSpec&) = default;
 };
 
@@ -294,6 +297,7 @@ ErrorReply MakeErrorReply(const Status& status, std::string job_id = {}, uint32_
 const char* UtilityKindName(UtilityKind kind);
 const char* PredictionTypeName(PredictionType type);
 const char* StrategyName(Strategy strategy);
+const char* GuidanceRegionName(GuidanceRegion region);  // "default", "own", "everywhere"
 const char* JobStateName(JobState state);
 
 }  // namespace dnd::protocol

@@ -67,8 +67,11 @@ void AddJobSpecFlags(CLI::App& command, JobSpecFlags& flags) {
   command.add_option("--eta", flags.eta, "DDIM stochasticity in [0, 1] (default 0.015)");
   command.add_option("--beta", flags.beta,
                      "KL weight of the allocation (default by utility: score 0.01, attention "
-                     "0.001)");
-  command.add_option("--gamma", flags.gamma, "guidance step, >= 0 (default 0.1)");
+                     "0.0003)");
+  command.add_option("--gamma", flags.gamma, "guidance step, >= 0 (default 0.01)");
+  command.add_option("--guidance-region", flags.guidance_region,
+                     "where an expert's guidance gradient acts: 'own' (only on its own region, "
+                     "the default) or 'everywhere' (METHOD.md's formula literally)");
 }
 
 StatusOr<protocol::ExpertRef> ParseExpertRef(std::string_view text) {
@@ -211,6 +214,16 @@ StatusOr<protocol::JobSpec> BuildJobSpec(const JobSpecFlags& flags) {
   if (flags.gamma) {
     DND_RETURN_IF_ERROR(CheckNumber("--gamma", *flags.gamma, 0, /*lo_open=*/false, 10));
     spec.gamma = *flags.gamma;
+  }
+  if (flags.guidance_region) {
+    if (*flags.guidance_region == "own") {
+      spec.guidance_region = protocol::GuidanceRegion::kOwn;
+    } else if (*flags.guidance_region == "everywhere") {
+      spec.guidance_region = protocol::GuidanceRegion::kEverywhere;
+    } else {
+      return InvalidArgumentError("--guidance-region '" + *flags.guidance_region +
+                                  "' is not one of: own, everywhere");
+    }
   }
 
   const bool strips = flags.layout.size() == 1 && flags.layout[0] == "strips";

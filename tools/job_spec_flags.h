@@ -35,10 +35,11 @@ struct JobSpecFlags {
   std::optional<double> eta;
   std::optional<double> beta;
   std::optional<double> gamma;
+  std::optional<std::string> guidance_region;  // own | everywhere
 };
 
 // Adds --expert, --strategy, --layout, --fairness, --rho, --epsilon, --utility, --steps, --seed,
-// --cfg, --eta, --beta, --gamma to `command`, writing into `flags` (which must outlive parsing).
+// --cfg, --eta, --beta, --gamma, --guidance-region to `command`, writing into `flags` (which must outlive parsing).
 void AddJobSpecFlags(CLI::App& command, JobSpecFlags& flags);
 
 // "footwear:sneaker" -> {expert "footwear", concept "sneaker", weight 1}. InvalidArgument when the

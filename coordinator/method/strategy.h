@@ -35,7 +35,9 @@ struct StrategyOptions {
   StrategyKind kind = StrategyKind::kDivideAndDenoise;
   ScheduleConfig schedule;
   AllocationOptions allocation;  // dnd only
-  double gamma = 0.1;            // dnd guidance strength (METHOD.md); 0 = no guidance round trip
+  double gamma = 0.01;           // dnd guidance strength (METHOD.md); 0 = no guidance round trip
+  // dnd: each expert's guidance gradient acts only on its own region (CompositeInputs).
+  bool guidance_own_region = true;
   // Composable: eps = mean_i eps_u,i + sum_i w_i (eps_c,i - eps_u,i) with w_i each expert's own
   // CFG scale (Liu et al.'s AND, the diffusers community pipeline); true divides every w_i by n.
   bool composable_normalise_weights = false;

@@ -58,6 +58,9 @@ protocol::JobSpec ApplyDefaults(protocol::JobSpec spec, const JobDefaults& defau
   if (spec.cfg_scale == 0.0f) spec.cfg_scale = defaults.cfg_scale;
   if (spec.eta < 0) spec.eta = defaults.eta;
   if (spec.gamma < 0) spec.gamma = defaults.gamma;
+  if (spec.guidance_region == protocol::GuidanceRegion::kDefault) {
+    spec.guidance_region = defaults.guidance_region;
+  }
   if (spec.beta == 0) {
     spec.beta = spec.utility == protocol::UtilityKind::kAttention ? defaults.beta_attention
                                                                   : defaults.beta_score;
@@ -152,6 +155,7 @@ StatusOr<ResolvedJob> ResolveJob(const protocol::JobSpec& raw, const JobDefaults
   s.allocation.epsilon = spec.fairness.epsilon;
   s.allocation.beta = spec.beta;
   s.gamma = spec.gamma;
+  s.guidance_own_region = spec.guidance_region != protocol::GuidanceRegion::kEverywhere;
   if (!spec.layout.empty()) {
     if (spec.strategy != protocol::Strategy::kMultiDiffusion) {
       return InvalidArgumentError("a layout is only used by the multidiffusion strategy");

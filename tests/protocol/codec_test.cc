@@ -121,6 +121,7 @@ SubmitJob SampleSubmitJob() {
   s.spec.layout = {mask, mask};
   s.spec.schedule_name = "scaled_linear";
   s.spec.timestep_spacing = "leading";
+  s.spec.guidance_region = GuidanceRegion::kEverywhere;
   return s;
 }
 

@@ -57,13 +57,15 @@ TEST(JobSpecFlagsTest, UnsetNumbersAskForTheCoordinatorsDefaults) {
   EXPECT_FALSE(spec->fairness.envy_free);
   EXPECT_FALSE(spec->fairness.equitable);
   EXPECT_TRUE(spec->layout.empty());
+  EXPECT_EQ(spec->guidance_region, protocol::GuidanceRegion::kDefault);
 }
 
 TEST(JobSpecFlagsTest, EveryNumberIsCarriedOver) {
   auto spec =
       Build({"--expert",  "a:b", "--steps",   "20",        "--seed",     "7",        "--cfg", "4.5",
              "--eta",     "0",   "--beta",    "0.002",     "--gamma",    "0",        "--rho", "0.5",
-             "--epsilon", "0.1", "--utility", "attention", "--strategy", "averaging"});
+             "--epsilon", "0.1", "--utility", "attention", "--strategy", "averaging",
+             "--guidance-region", "everywhere"});
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->steps, 20u);
   EXPECT_EQ(spec->seed, 7u);
@@ -75,6 +77,10 @@ TEST(JobSpecFlagsTest, EveryNumberIsCarriedOver) {
   EXPECT_EQ(spec->fairness.epsilon, 0.1);
   EXPECT_EQ(spec->utility, protocol::UtilityKind::kAttention);
   EXPECT_EQ(spec->strategy, protocol::Strategy::kAveraging);
+  EXPECT_EQ(spec->guidance_region, protocol::GuidanceRegion::kEverywhere);
+  auto own = Build({"--expert", "a:b", "--guidance-region", "own"});
+  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  EXPECT_EQ(own->guidance_region, protocol::GuidanceRegion::kOwn);
 }
 
 TEST(JobSpecFlagsTest, FairnessListsCombineAndNoneStandsAlone) {
@@ -124,7 +130,7 @@ TEST(JobSpecFlagsTest, NumbersOutOfRangeOrNotFiniteAreRefused) {
       {"--cfg", "inf"},    {"--cfg", "0"},    {"--cfg", "-1"},     {"--eta", "1.5"},
       {"--eta", "-0.1"},   {"--beta", "0"},   {"--beta", "nan"},   {"--gamma", "-1"},
       {"--rho", "0"},      {"--rho", "1.5"},  {"--epsilon", "-1"}, {"--strategy", "best"},
-      {"--utility", "joy"}};
+      {"--utility", "joy"}, {"--guidance-region", "mine"}};
   for (const auto& flags : bad) {
     std::vector<std::string> args = {"--expert", "a:b"};
     args.insert(args.end(), flags.begin(), flags.end());

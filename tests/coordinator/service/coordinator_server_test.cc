@@ -208,6 +208,8 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
   EXPECT_EQ(files->files[3].data.size(), 128u + 64 * 64 * 4) << "latent.npy: header + 1x64x64";
   EXPECT_EQ(record["seed"], 7);
   EXPECT_EQ(record["spec"]["strategy"], "dnd");
+  // Unset in the spec: the coordinator's default, guidance confined to each expert's region.
+  EXPECT_EQ(record["spec"]["guidance_region"], "own");
   ASSERT_EQ(record["steps"].size(), 8u);
   for (const auto& step : record["steps"]) {
     // Shares of the two experts and the fictitious player sum to 1.
