@@ -236,20 +236,20 @@ void RegisterBenchCommand(CLI::App& app) {
     CLI::App* cmd = bench->add_subcommand(
         "compose",
         "Run the composition benchmark (issue 7): every prompt of the suites with averaging, "
-        "composable, multidiffusion, dnd, dnd-score, dnd-nofair and dnd-noguide through an "
-        "embedded coordinator and workers; GenEval's metrics beside the judge's ceiling");
+        "composable, multidiffusion, dnd, dnd-score, dnd-nofair, dnd-noguide and dnd-literal "
+        "through an embedded coordinator and workers; GenEval's metrics beside the judge's ceiling");
     AddCommonFlags(*cmd, *flags);
     cmd->add_option("--suite-file", *suite_path, "the prompt suites")->capture_default_str();
     cmd->add_option("--suites", options->suites, "which suites (default: all of the file)")
         ->delimiter(',');
-    cmd->add_option("--strategies", options->strategies, "which strategies (default: all seven)")
+    cmd->add_option("--strategies", options->strategies, "which strategies (default: all eight)")
         ->delimiter(',');
     cmd->add_flag("--quick", options->quick,
                   "the file's small subset with fewer steps (a smoke run: minutes, not scores)");
     cmd->add_flag("--sweep", options->sweep, "also sweep beta x gamma on the tuning subset");
     cmd->add_flag("--sweep-only", options->sweep_only, "only the sweep");
-    cmd->add_option("--sweep-beta", options->sweep_betas, "betas of the sweep")->delimiter(',');
-    cmd->add_option("--sweep-gamma", options->sweep_gammas, "gammas of the sweep")->delimiter(',');
+    cmd->add_option("--sweep-beta", options->sweep_betas, "betas of the sweep (default: 1/3, 1 and 3 times 0.0003)")->delimiter(',');
+    cmd->add_option("--sweep-gamma", options->sweep_gammas, "gammas of the sweep (default: 0, 0.003, 0.01, 0.03)")->delimiter(',');
     cmd->add_option("--steps", *steps, "denoising steps (default: the coordinator's, 50)");
     cmd->add_option("--cfg", *cfg, "classifier-free guidance scale (default: the coordinator's)");
     cmd->add_option("--jobs", options->jobs_in_flight, "jobs in flight (workers batch them)")

@@ -68,6 +68,7 @@ StatusOr<protocol::JobSpec> BuildSpec(const SuiteFile& file, const Prompt& promp
   flags.strategy = WireStrategyName(strategy.strategy);
   flags.utility = strategy.utility == protocol::UtilityKind::kAttention ? "attention" : "score";
   if (strategy.fairness_none) flags.fairness = {"none"};
+  if (strategy.guidance_everywhere) flags.guidance_region = "everywhere";
   flags.gamma = overrides.gamma ? overrides.gamma : strategy.gamma;
   flags.beta = overrides.beta;
   if (overrides.steps) flags.steps = *overrides.steps;
@@ -272,6 +273,8 @@ const std::vector<StrategySpec>& AllStrategies() {
       {"dnd-score", Strategy::kDnd, UtilityKind::kScore, false, std::nullopt},
       {"dnd-nofair", Strategy::kDnd, UtilityKind::kAttention, true, std::nullopt},
       {"dnd-noguide", Strategy::kDnd, UtilityKind::kAttention, false, 0.0},
+      // METHOD.md's guidance taken literally: every expert's gradient acts on the whole latent.
+      {"dnd-literal", Strategy::kDnd, UtilityKind::kAttention, false, std::nullopt, true},
   };
   return all;
 }
@@ -374,10 +377,10 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
   if (options.sweep || options.sweep_only) {
     std::vector<double> betas = options.sweep_betas;
     if (betas.empty()) {
-      for (double m : {0.1, 1.0, 10.0}) betas.push_back(m * options.default_beta_attention);
+      for (double m : {1.0 / 3, 1.0, 3.0}) betas.push_back(m * options.default_beta_attention);
     }
     std::vector<double> gammas = options.sweep_gammas;
-    if (gammas.empty()) gammas = {0.0, 0.01, 0.03, 0.1};
+    if (gammas.empty()) gammas = {0.0, 0.003, 0.01, 0.03};
     DND_ASSIGN_OR_RETURN(StrategySpec dnd, FindStrategy("dnd"));
     std::vector<Cell> cells;
     for (double beta : betas) {

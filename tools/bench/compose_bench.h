@@ -1,6 +1,6 @@
 // `dnd bench compose` (issue 7): the composition benchmark. Runs every prompt of the suites
 // (bench_suite.h) with every strategy (averaging, composable, multidiffusion, dnd with attention
-// utility, dnd-score, dnd-nofair, dnd-noguide) through a real coordinator and real workers
+// utility, dnd-score, dnd-nofair, dnd-noguide, dnd-literal) through a real coordinator and real workers
 // (federation.h), decodes the final latents, judges them (judge.h), and counts GenEval's metrics
 // (bench_metrics.h) beside the judge's ceiling on real items placed side by side. Also the
 // beta/gamma sweep on the tuning subset. No LibTorch: the experts, the decoder and the judge are
@@ -30,15 +30,17 @@ namespace dnd::bench {
 // N final latents (N * C*H*W floats) -> N canvases (N * 4096 floats in [0, 1]).
 using LatentDecoder = std::function<StatusOr<std::vector<float>>(std::span<const float> latents)>;
 
-// One of the seven strategies of issue 7: a name and how its job spec differs from the default.
+// One of the strategies (issue 7's seven, then dnd-literal): a name and how its job spec
+// differs from the default.
 struct StrategySpec {
   std::string name;  // "averaging", ..., "dnd-noguide"
   protocol::Strategy strategy = protocol::Strategy::kDnd;
   protocol::UtilityKind utility = protocol::UtilityKind::kAttention;
   bool fairness_none = false;   // dnd-nofair
   std::optional<double> gamma;  // dnd-noguide: 0
+  bool guidance_everywhere = false;  // dnd-literal: METHOD.md's unconfined guidance
 };
-// The seven, in the table's order.
+// The eight, in the table's order.
 const std::vector<StrategySpec>& AllStrategies();
 // Looks one up by name; InvalidArgument listing the names otherwise.
 StatusOr<StrategySpec> FindStrategy(const std::string& name);
@@ -46,13 +48,13 @@ StatusOr<StrategySpec> FindStrategy(const std::string& name);
 struct ComposeBenchOptions {
   std::string domain = "neural";          // recorded in the report ("neural" or "exact")
   std::vector<std::string> suites;        // empty = every suite of the file
-  std::vector<std::string> strategies;    // empty = all seven
+  std::vector<std::string> strategies;    // empty = all eight
   bool quick = false;                     // the file's quick subset and quick steps
   bool sweep = false;                     // run the beta/gamma sweep (on the tuning subset) too
   bool sweep_only = false;                // only the sweep
-  std::vector<double> sweep_betas;        // empty = {0.1, 1, 10} x the coordinator's default
-  std::vector<double> sweep_gammas;       // empty = {0, 0.01, 0.03, 0.1}
-  double default_beta_attention = 0.001;  // what the sweep's beta multipliers scale
+  std::vector<double> sweep_betas;        // empty = {1/3, 1, 3} x the coordinator's default
+  std::vector<double> sweep_gammas;       // empty = {0, 0.003, 0.01, 0.03}
+  double default_beta_attention = 0.0003;  // what the sweep's beta multipliers scale
   std::optional<int> steps;               // unset = the coordinator's default (quick: the file's)
   std::optional<double> cfg;              // unset = the coordinator's default
   int jobs_in_flight = 32;                // coordinator's concurrent jobs (workers batch them)
