@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <numeric>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -106,6 +109,38 @@ Status SaveModelFile(torch::nn::Module& module, const std::string& metadata_json
   return SaveArchive(archive, path);
 }
 
+namespace {
+
+// Module::load reads what the module has and ignores the rest of the archive, so a file of a newer
+// architecture (an extra layer or embedding) would load into an older binary without complaint and
+// run without those weights. Every entry of the archive must be a parameter, buffer or child of
+// the module; `where` names the entry for the message.
+Status CheckNoForeignEntries(torch::serialize::InputArchive& archive,
+                             const torch::nn::Module& module, const std::string& where) {
+  std::set<std::string> known;
+  for (const auto& p : module.named_parameters(/*recurse=*/false)) known.insert(p.key());
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) known.insert(b.key());
+  std::map<std::string, std::shared_ptr<torch::nn::Module>> children;
+  for (const auto& c : module.named_children()) children[c.key()] = c.value();
+  for (const std::string& key : archive.keys()) {
+    if (where.empty() && (key == kMetaKey || key == kFormatKey)) continue;
+    if (known.count(key) != 0) continue;
+    auto child = children.find(key);
+    if (child == children.end()) {
+      return DataLossError("the file holds '" + where + key +
+                           "', which this build's model does not have: it was written by another "
+                           "version of the architecture (rebuild, or use a file of this version)");
+    }
+    torch::serialize::InputArchive sub;
+    if (archive.try_read(key, sub)) {
+      DND_RETURN_IF_ERROR(CheckNoForeignEntries(sub, *child->second, where + key + "."));
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 StatusOr<std::string> LoadModelFile(torch::nn::Module& module, const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) return NotFoundError("no model file " + path);
   try {
@@ -117,6 +152,9 @@ StatusOr<std::string> LoadModelFile(torch::nn::Module& module, const std::string
                            ")");
     }
     module.load(archive);
+    if (Status foreign = CheckNoForeignEntries(archive, module, ""); !foreign.ok()) {
+      return DataLossError("cannot load " + path + ": " + std::string(foreign.message()));
+    }
     return ReadString(archive, kMetaKey, path);
   } catch (const c10::Error& e) {
     return DataLossError("cannot load " + path + ": " + e.what_without_backtrace());
