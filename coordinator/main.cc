@@ -79,6 +79,11 @@ int main(int argc, char** argv) {
       ->excludes("--autoencoder");
   app.add_option("--threads", threads,
                  "LibTorch threads of the decoder (0 = $DND_THREADS or all cores)");
+  app.add_option("--utility-smoothing", options.defaults.utility_smoothing,
+                 "Gaussian blur (standard deviation in latent positions) of every utility map "
+                 "before the allocation; 0 = none")
+      ->check(CLI::Range(0.0, 64.0))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   dnd::InitProcess({.num_threads = threads, .set_compute_threads = dnd::experts::SetTorchThreads});
   options.data_dir = data_dir;

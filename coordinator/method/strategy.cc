@@ -3,7 +3,10 @@
 // layout / the solved Q_t); Composable combines noise predictions before one DDIM mean.
 #include "coordinator/method/strategy.h"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "coordinator/method/composite.h"
 
@@ -57,6 +60,9 @@ StatusOr<std::unique_ptr<Strategy>> Strategy::Create(const StrategyOptions& opti
     return InvalidArgumentError("strategy needs >= 1 expert and a latent shape >= 1x1x1");
   }
   if (!(options.gamma >= 0)) return InvalidArgumentError("gamma must be >= 0");
+  if (!(options.utility_smoothing >= 0) || !std::isfinite(options.utility_smoothing)) {
+    return InvalidArgumentError("utility_smoothing must be finite and >= 0");
+  }
   std::unique_ptr<Strategy> s(new Strategy());
   s->options_ = options;
   s->shape_ = shape;
@@ -94,6 +100,32 @@ StatusOr<std::unique_ptr<Strategy>> Strategy::Create(const StrategyOptions& opti
     }
   }
   return s;
+}
+
+void SmoothMap(std::span<float> map, int height, int width, double sigma) {
+  if (!(sigma > 0) || height < 1 || width < 1) return;
+  const int radius = static_cast<int>(std::ceil(3 * sigma));
+  std::vector<double> kernel(2 * radius + 1);
+  for (int d = -radius; d <= radius; ++d) kernel[d + radius] = std::exp(-0.5 * d * d / (sigma * sigma));
+  // One pass along rows (stride 1, `width` long), one along columns (stride width, `height` long).
+  std::vector<double> tmp(map.size());
+  auto pass = [&](auto read, auto write, int lines, int length, size_t line_stride, size_t stride) {
+    for (int l = 0; l < lines; ++l) {
+      for (int k = 0; k < length; ++k) {
+        double acc = 0, weight = 0;
+        for (int d = std::max(-radius, -k); d <= std::min(radius, length - 1 - k); ++d) {
+          acc += kernel[d + radius] * read(l * line_stride + (k + d) * stride);
+          weight += kernel[d + radius];
+        }
+        write(l * line_stride + k * stride, acc / weight);
+      }
+    }
+  };
+  pass([&](size_t i) { return static_cast<double>(map[i]); },
+       [&](size_t i, double v) { tmp[i] = v; }, height, width, static_cast<size_t>(width), 1);
+  pass([&](size_t i) { return tmp[i]; },
+       [&](size_t i, double v) { map[i] = static_cast<float>(v); }, width, height, 1,
+       static_cast<size_t>(width));
 }
 
 bool Strategy::WantsGradients() const {
@@ -163,6 +195,10 @@ Status Strategy::Begin(const StepCoefficients& step, std::span<const float> x_t,
                                     std::to_string(m));
       }
       std::copy(utilities[i].begin(), utilities[i].end(), utilities_.begin() + i * m);
+    }
+    for (int i = 0; i < n_; ++i) {
+      SmoothMap(std::span<float>(utilities_).subspan(static_cast<size_t>(i) * m, m), shape_.height,
+                shape_.width, options_.utility_smoothing);
     }
     std::fill(utilities_.begin() + static_cast<size_t>(n_) * m, utilities_.end(),
               1.0f / static_cast<float>(m));

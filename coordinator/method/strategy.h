@@ -38,6 +38,9 @@ struct StrategyOptions {
   double gamma = 0.01;           // dnd guidance strength (METHOD.md); 0 = no guidance round trip
   // dnd: each expert's guidance gradient acts only on its own region (CompositeInputs).
   bool guidance_own_region = true;
+  // dnd: standard deviation, in latent positions, of the Gaussian blur applied to every expert's
+  // utility map before the allocation (SmoothMap; docs/method.md decision 12); 0 = none.
+  double utility_smoothing = 2.0;
   // Composable: eps = mean_i eps_u,i + sum_i w_i (eps_c,i - eps_u,i) with w_i each expert's own
   // CFG scale (Liu et al.'s AND, the diffusers community pipeline); true divides every w_i by n.
   bool composable_normalise_weights = false;
@@ -54,6 +57,11 @@ struct ExpertOutput {
   double guidance_scale = 1.0;
   PredictionType prediction_type = PredictionType::kEpsilon;
 };
+
+// Gaussian blur of a height x width map in place, separable, standard deviation `sigma` positions,
+// kernel radius ceil(3 sigma); near the border each output is the weighted mean of the positions
+// inside the grid (so a constant map stays constant). sigma <= 0 leaves the map as it is.
+void SmoothMap(std::span<float> map, int height, int width, double sigma);
 
 // Call only from the job's step loop (not thread-safe).
 class Strategy {

@@ -40,6 +40,9 @@ struct JobDefaults {
   // Where an expert's guidance gradient acts (docs/method.md, "Guidance confined to the expert's
   // region"): kOwn = only on its own region, kEverywhere = METHOD.md literally.
   protocol::GuidanceRegion guidance_region = protocol::GuidanceRegion::kOwn;
+  // Gaussian blur (standard deviation in latent positions) of every utility map before the
+  // allocation (docs/method.md decision 12); 0 = none. A coordinator setting, not per job.
+  double utility_smoothing = 2.0;
   std::string beta_schedule = "scaled_linear";
   std::string timestep_spacing = "leading";
 };

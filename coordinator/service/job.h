@@ -73,6 +73,7 @@ class Job {
 
   const std::string& id() const { return id_; }
   const protocol::JobSpec& spec() const { return resolved_.spec; }
+  const method::StrategyOptions& strategy_options() const { return resolved_.strategy; }
   const std::vector<JobExpert>& experts() const { return experts_; }
   const method::LatentShape& shape() const { return shape_; }
   const std::string& latent_space_id() const { return latent_space_id_; }

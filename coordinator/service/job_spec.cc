@@ -156,6 +156,7 @@ StatusOr<ResolvedJob> ResolveJob(const protocol::JobSpec& raw, const JobDefaults
   s.allocation.beta = spec.beta;
   s.gamma = spec.gamma;
   s.guidance_own_region = spec.guidance_region != protocol::GuidanceRegion::kEverywhere;
+  s.utility_smoothing = defaults.utility_smoothing;
   if (!spec.layout.empty()) {
     if (spec.strategy != protocol::Strategy::kMultiDiffusion) {
       return InvalidArgumentError("a layout is only used by the multidiffusion strategy");

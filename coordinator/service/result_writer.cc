@@ -280,6 +280,7 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms, const ImageSou
        job.all_steps_done() && !job.finished() ? "succeeded" : protocol::JobStateName(job.state())},
       {"reason", job.reason()},
       {"spec", SpecJson(job.spec())},
+      {"utility_smoothing", job.strategy_options().utility_smoothing},
       {"seed", job.spec().seed},
       {"latent_space",
        {{"id", job.latent_space_id()},

@@ -113,6 +113,7 @@ TEST(StrategyTest, ExactExpertsOnDisjointBlocksReproduceTheJointPosteriorMean) {
     dnd.allocation.fairness = kFairnessNone;
     dnd.allocation.beta = 1e-3;
     dnd.allocation.beta_reference_positions = 0;
+    dnd.utility_smoothing = 0.0;  // the hard block utilities, unblurred
     for (const StrategyOptions& options : {md, dnd}) {
       auto strategy = Strategy::Create(options, {1, kH, kW}, 2);
       ASSERT_TRUE(strategy.ok()) << strategy.status().ToString();
@@ -206,6 +207,37 @@ TEST(StrategyTest, DivideAndDenoiseIsBitReproducibleForASeed) {
     runs.push_back(xt);
   }
   EXPECT_EQ(runs[0], runs[1]);
+}
+
+// Utility smoothing (SmoothMap): a Gaussian of the stated width, constants kept, nothing at 0.
+TEST(StrategyTest, SmoothMapIsASeparableGaussianThatKeepsConstants) {
+  const int h = 15, w = 17, cy = 7, cx = 8;
+  std::vector<float> delta(h * w, 0.0f);
+  delta[cy * w + cx] = 1.0f;
+  std::vector<float> unchanged = delta;
+  SmoothMap(unchanged, h, w, 0.0);
+  EXPECT_EQ(unchanged, delta);
+  const double sigma = 1.5;  // kernel radius ceil(3 sigma) = 5
+  std::vector<float> blurred = delta;
+  SmoothMap(blurred, h, w, sigma);
+  // Within 2 of the centre the whole kernel lies inside the grid, so
+  // value(dy, dx) / value(0, 0) = exp(-(dy^2 + dx^2) / (2 sigma^2)).
+  const double centre = blurred[cy * w + cx];
+  for (int dy = -2; dy <= 2; ++dy) {
+    for (int dx = -2; dx <= 2; ++dx) {
+      EXPECT_NEAR(blurred[(cy + dy) * w + cx + dx] / centre,
+                  std::exp(-(dy * dy + dx * dx) / (2 * sigma * sigma)), 1e-5)
+          << dy << "," << dx;
+    }
+  }
+  EXPECT_LT(centre, 0.1);
+  std::vector<float> constant(h * w, 0.25f);
+  SmoothMap(constant, h, w, 3.0);
+  for (float v : constant) EXPECT_NEAR(v, 0.25f, 1e-6);
+  // Negative or non-finite widths are refused by Strategy::Create.
+  StrategyOptions bad;
+  bad.utility_smoothing = -1.0;
+  EXPECT_EQ(Strategy::Create(bad, {1, 4, 4}, 2).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(StrategyTest, ErrorsAreValues) {

@@ -252,6 +252,9 @@ void RegisterBenchCommand(CLI::App& app) {
     cmd->add_option("--sweep-gamma", options->sweep_gammas, "gammas of the sweep (default: 0, 0.003, 0.01, 0.03)")->delimiter(',');
     cmd->add_option("--steps", *steps, "denoising steps (default: the coordinator's, 50)");
     cmd->add_option("--cfg", *cfg, "classifier-free guidance scale (default: the coordinator's)");
+    cmd->add_option("--utility-smoothing", options->utility_smoothing,
+                    "blur of the utility maps in latent positions (default: the coordinator's, 2)")
+        ->check(CLI::Range(0.0, 64.0));
     cmd->add_option("--jobs", options->jobs_in_flight, "jobs in flight (workers batch them)")
         ->capture_default_str();
     cmd->add_option("--max-batch", options->max_batch, "worker batch limit")->capture_default_str();

@@ -344,6 +344,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
   FederationOptions federation_options;
   federation_options.max_concurrent_jobs = options.jobs_in_flight;
   federation_options.max_batch = static_cast<size_t>(options.max_batch);
+  federation_options.utility_smoothing = options.utility_smoothing;
   Say(options, "starting a coordinator and " + std::to_string(experts.size()) + " workers (" +
                    options.domain + " experts), " + std::to_string(options.jobs_in_flight) +
                    " jobs in flight");

@@ -57,6 +57,7 @@ struct ComposeBenchOptions {
   double default_beta_attention = 0.0003;  // what the sweep's beta multipliers scale
   std::optional<int> steps;               // unset = the coordinator's default (quick: the file's)
   std::optional<double> cfg;              // unset = the coordinator's default
+  std::optional<double> utility_smoothing;  // unset = the coordinator's default
   int jobs_in_flight = 32;                // coordinator's concurrent jobs (workers batch them)
   int max_batch = 32;                     // worker batch limit
   std::string data_dir;                   // Fashion-MNIST (the ceiling's real items)

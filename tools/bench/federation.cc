@@ -127,6 +127,9 @@ StatusOr<std::unique_ptr<EmbeddedFederation>> EmbeddedFederation::Start(
   coordinator_options.data_dir = state->data_dir / "data";
   coordinator_options.max_concurrent_jobs = options.max_concurrent_jobs;
   coordinator_options.step_deadline_ms = options.step_deadline_ms;
+  if (options.utility_smoothing) {
+    coordinator_options.defaults.utility_smoothing = *options.utility_smoothing;
+  }
   // A loaded machine (training runs beside the benchmark) may starve the coordinator's and the
   // workers' threads for seconds: not an outage here. Heartbeats every 5 s: a worker registers
   // again only after 15 s without hearing from the coordinator (measured: with 1 s, workers

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ struct FederationOptions {
   size_t max_batch = 32;          // worker batch limit
   int batch_wait_ms = 2;          // worker batch delay
   int step_deadline_ms = 600000;  // generous: a loaded 2-core machine is slow, not broken
+  std::optional<double> utility_smoothing;  // unset = the coordinator's default
 };
 
 // What came out of one job. Value type.

@@ -210,6 +210,7 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
   EXPECT_EQ(record["spec"]["strategy"], "dnd");
   // Unset in the spec: the coordinator's default, guidance confined to each expert's region.
   EXPECT_EQ(record["spec"]["guidance_region"], "own");
+  EXPECT_EQ(record["utility_smoothing"], 2.0);  // the coordinator's default blur of utility maps
   ASSERT_EQ(record["steps"].size(), 8u);
   for (const auto& step : record["steps"]) {
     // Shares of the two experts and the fictitious player sum to 1.
