@@ -506,9 +506,8 @@ StatusOr<JobSpec> ReadJobSpec(wire::JobSpec::Reader r) {
   DND_RETURN_IF_ERROR(RequireFinite(s.beta, "spec.beta"));
   s.gamma = r.getGamma();
   DND_RETURN_IF_ERROR(RequireFinite(s.gamma, "spec.gamma"));
-  DND_ASSIGN_OR_RETURN(s.guidance_region,
-                       (ReadEnum<wire::GuidanceRegion, GuidanceRegion>(r.getGuidanceRegion(), 3,
-                                                                       "spec.guidanceRegion")));
+  DND_ASSIGN_OR_RETURN(s.guidance_region, (ReadEnum<wire::GuidanceRegion, GuidanceRegion>(
+                                              r.getGuidanceRegion(), 3, "spec.guidanceRegion")));
   auto layout = r.getLayout();
   if (layout.size() != 0 && layout.size() != experts.size()) {
     return InvalidArgumentError("field 'spec.layout': " + std::to_string(layout.size()) +

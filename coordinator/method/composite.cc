@@ -51,16 +51,15 @@ Status CompositeMean(const CompositeInputs& in, std::span<float> out) {
   // Guidance scale gamma * sigma_t / rms(g), g = sum_i Q_i ⊙ g_i or sum_i g_i (first pass over
   // the gradients). Expert i's weight at element k is Q_ij (position j = k mod m), or 1.
   const bool own_region = in.guidance_own_region;
-  auto gradient_weight = [&](size_t i, size_t k) {
-    return own_region ? in.q[i * m + k % m] : 1.0;
-  };
+  auto gradient_weight = [&](size_t i, size_t k) { return own_region ? in.q[i * m + k % m] : 1.0; };
   double guidance_scale = 0;
   const bool guided = !in.gradients.empty() && in.gamma > 0;
   if (guided) {
     double sum_sq = 0;
     for (size_t k = 0; k < numel; ++k) {
       double g = 0;
-      for (size_t i = 0; i < in.gradients.size(); ++i) g += gradient_weight(i, k) * in.gradients[i][k];
+      for (size_t i = 0; i < in.gradients.size(); ++i)
+        g += gradient_weight(i, k) * in.gradients[i][k];
       sum_sq += g * g;
     }
     if (!std::isfinite(sum_sq)) {

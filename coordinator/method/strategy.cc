@@ -106,7 +106,8 @@ void SmoothMap(std::span<float> map, int height, int width, double sigma) {
   if (!(sigma > 0) || height < 1 || width < 1) return;
   const int radius = static_cast<int>(std::ceil(3 * sigma));
   std::vector<double> kernel(2 * radius + 1);
-  for (int d = -radius; d <= radius; ++d) kernel[d + radius] = std::exp(-0.5 * d * d / (sigma * sigma));
+  for (int d = -radius; d <= radius; ++d)
+    kernel[d + radius] = std::exp(-0.5 * d * d / (sigma * sigma));
   // One pass along rows (stride 1, `width` long), one along columns (stride width, `height` long).
   std::vector<double> tmp(map.size());
   auto pass = [&](auto read, auto write, int lines, int length, size_t line_stride, size_t stride) {

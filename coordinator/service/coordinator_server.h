@@ -28,15 +28,15 @@ namespace dnd::coordinator {
 struct JobDefaults {
   uint32_t steps = 50;
   float cfg_scale = 3.0f;
-  double eta = 0.015;             // the paper's DDIM stochasticity
-  double beta_score = 0.01;       // KL weight with the score utility (paper), at 4096 positions
+  double eta = 0.015;        // the paper's DDIM stochasticity
+  double beta_score = 0.01;  // KL weight with the score utility (paper), at 4096 positions
   // KL weight with the attention utility, at 4096 positions (the paper's 0.001; 0.0003 chosen by
   // the sweep on the trained experts, docs/results.md).
   double beta_attention = 0.0003;
-  // Guidance step (METHOD.md decision): 0.01 chosen by the same sweep (docs/results.md); METHOD.md's
-  // prototype value 0.1 was measured on pixel-space experts with unconfined guidance.
+  // Guidance step (METHOD.md decision): 0.01 chosen by the same sweep (docs/results.md);
+  // METHOD.md's prototype value 0.1 was measured on pixel-space experts with unconfined guidance.
   double gamma = 0.01;
-  double rho = 1.0;               // proportional fairness share
+  double rho = 1.0;  // proportional fairness share
   // Where an expert's guidance gradient acts (docs/method.md, "Guidance confined to the expert's
   // region"): kOwn = only on its own region, kEverywhere = METHOD.md literally.
   protocol::GuidanceRegion guidance_region = protocol::GuidanceRegion::kOwn;

@@ -117,9 +117,12 @@ TEST(CompositeTest, GuidanceActsOnlyInEachExpertsRegion) {
   // Positions 0-3 belong to expert 0, 4-7 to expert 1, 8-11 are shared by all three players.
   std::vector<double> qv(3 * m, 0.0);
   for (int j = 0; j < m; ++j) {
-    if (j < 4) qv[j] = 1.0;
-    else if (j < 8) qv[m + j] = 1.0;
-    else qv[j] = qv[m + j] = qv[2 * m + j] = 1.0 / 3;
+    if (j < 4)
+      qv[j] = 1.0;
+    else if (j < 8)
+      qv[m + j] = 1.0;
+    else
+      qv[j] = qv[m + j] = qv[2 * m + j] = 1.0 / 3;
   }
   const double gamma = 0.2, sigma = 0.9;
   std::vector<float> plain(numel), guided(numel);

@@ -1,12 +1,11 @@
 // Model files (worker/models/torch_support.h): a file loads into the architecture that wrote it,
 // and a file of another version of the architecture is refused instead of half-loaded.
-#include <unistd.h>
-
 #include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include "worker/models/torch_support.h"
 

@@ -61,11 +61,30 @@ TEST(JobSpecFlagsTest, UnsetNumbersAskForTheCoordinatorsDefaults) {
 }
 
 TEST(JobSpecFlagsTest, EveryNumberIsCarriedOver) {
-  auto spec =
-      Build({"--expert",  "a:b", "--steps",   "20",        "--seed",     "7",        "--cfg", "4.5",
-             "--eta",     "0",   "--beta",    "0.002",     "--gamma",    "0",        "--rho", "0.5",
-             "--epsilon", "0.1", "--utility", "attention", "--strategy", "averaging",
-             "--guidance-region", "everywhere"});
+  auto spec = Build({"--expert",
+                     "a:b",
+                     "--steps",
+                     "20",
+                     "--seed",
+                     "7",
+                     "--cfg",
+                     "4.5",
+                     "--eta",
+                     "0",
+                     "--beta",
+                     "0.002",
+                     "--gamma",
+                     "0",
+                     "--rho",
+                     "0.5",
+                     "--epsilon",
+                     "0.1",
+                     "--utility",
+                     "attention",
+                     "--strategy",
+                     "averaging",
+                     "--guidance-region",
+                     "everywhere"});
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->steps, 20u);
   EXPECT_EQ(spec->seed, 7u);
@@ -126,11 +145,12 @@ TEST(JobSpecFlagsTest, TheSameExpertTwiceIsRefused) {
 
 TEST(JobSpecFlagsTest, NumbersOutOfRangeOrNotFiniteAreRefused) {
   const std::vector<std::vector<std::string>> bad = {
-      {"--steps", "0"},    {"--steps", "-5"}, {"--steps", "1001"}, {"--cfg", "nan"},
-      {"--cfg", "inf"},    {"--cfg", "0"},    {"--cfg", "-1"},     {"--eta", "1.5"},
-      {"--eta", "-0.1"},   {"--beta", "0"},   {"--beta", "nan"},   {"--gamma", "-1"},
-      {"--rho", "0"},      {"--rho", "1.5"},  {"--epsilon", "-1"}, {"--strategy", "best"},
-      {"--utility", "joy"}, {"--guidance-region", "mine"}};
+      {"--steps", "0"},       {"--steps", "-5"},    {"--steps", "1001"},
+      {"--cfg", "nan"},       {"--cfg", "inf"},     {"--cfg", "0"},
+      {"--cfg", "-1"},        {"--eta", "1.5"},     {"--eta", "-0.1"},
+      {"--beta", "0"},        {"--beta", "nan"},    {"--gamma", "-1"},
+      {"--rho", "0"},         {"--rho", "1.5"},     {"--epsilon", "-1"},
+      {"--strategy", "best"}, {"--utility", "joy"}, {"--guidance-region", "mine"}};
   for (const auto& flags : bad) {
     std::vector<std::string> args = {"--expert", "a:b"};
     args.insert(args.end(), flags.begin(), flags.end());

@@ -237,7 +237,8 @@ void RegisterBenchCommand(CLI::App& app) {
         "compose",
         "Run the composition benchmark (issue 7): every prompt of the suites with averaging, "
         "composable, multidiffusion, dnd, dnd-score, dnd-nofair, dnd-noguide and dnd-literal "
-        "through an embedded coordinator and workers; GenEval's metrics beside the judge's ceiling");
+        "through an embedded coordinator and workers; GenEval's metrics beside the judge's "
+        "ceiling");
     AddCommonFlags(*cmd, *flags);
     cmd->add_option("--suite-file", *suite_path, "the prompt suites")->capture_default_str();
     cmd->add_option("--suites", options->suites, "which suites (default: all of the file)")
@@ -248,8 +249,12 @@ void RegisterBenchCommand(CLI::App& app) {
                   "the file's small subset with fewer steps (a smoke run: minutes, not scores)");
     cmd->add_flag("--sweep", options->sweep, "also sweep beta x gamma on the tuning subset");
     cmd->add_flag("--sweep-only", options->sweep_only, "only the sweep");
-    cmd->add_option("--sweep-beta", options->sweep_betas, "betas of the sweep (default: 1/3, 1 and 3 times 0.0003)")->delimiter(',');
-    cmd->add_option("--sweep-gamma", options->sweep_gammas, "gammas of the sweep (default: 0, 0.003, 0.01, 0.03)")->delimiter(',');
+    cmd->add_option("--sweep-beta", options->sweep_betas,
+                    "betas of the sweep (default: 1/3, 1 and 3 times 0.0003)")
+        ->delimiter(',');
+    cmd->add_option("--sweep-gamma", options->sweep_gammas,
+                    "gammas of the sweep (default: 0, 0.003, 0.01, 0.03)")
+        ->delimiter(',');
     cmd->add_option("--steps", *steps, "denoising steps (default: the coordinator's, 50)");
     cmd->add_option("--cfg", *cfg, "classifier-free guidance scale (default: the coordinator's)");
     cmd->add_option("--utility-smoothing", options->utility_smoothing,

@@ -1,8 +1,8 @@
 // `dnd bench compose` (issue 7): the composition benchmark. Runs every prompt of the suites
 // (bench_suite.h) with every strategy (averaging, composable, multidiffusion, dnd with attention
-// utility, dnd-score, dnd-nofair, dnd-noguide, dnd-literal) through a real coordinator and real workers
-// (federation.h), decodes the final latents, judges them (judge.h), and counts GenEval's metrics
-// (bench_metrics.h) beside the judge's ceiling on real items placed side by side. Also the
+// utility, dnd-score, dnd-nofair, dnd-noguide, dnd-literal) through a real coordinator and real
+// workers (federation.h), decodes the final latents, judges them (judge.h), and counts GenEval's
+// metrics (bench_metrics.h) beside the judge's ceiling on real items placed side by side. Also the
 // beta/gamma sweep on the tuning subset. No LibTorch: the experts, the decoder and the judge are
 // given by the caller (bench_command.cc builds the real ones).
 #ifndef DND_TOOLS_BENCH_COMPOSE_BENCH_H_
@@ -36,8 +36,8 @@ struct StrategySpec {
   std::string name;  // "averaging", ..., "dnd-noguide"
   protocol::Strategy strategy = protocol::Strategy::kDnd;
   protocol::UtilityKind utility = protocol::UtilityKind::kAttention;
-  bool fairness_none = false;   // dnd-nofair
-  std::optional<double> gamma;  // dnd-noguide: 0
+  bool fairness_none = false;        // dnd-nofair
+  std::optional<double> gamma;       // dnd-noguide: 0
   bool guidance_everywhere = false;  // dnd-literal: METHOD.md's unconfined guidance
 };
 // The eight, in the table's order.
@@ -46,23 +46,23 @@ const std::vector<StrategySpec>& AllStrategies();
 StatusOr<StrategySpec> FindStrategy(const std::string& name);
 
 struct ComposeBenchOptions {
-  std::string domain = "neural";          // recorded in the report ("neural" or "exact")
-  std::vector<std::string> suites;        // empty = every suite of the file
-  std::vector<std::string> strategies;    // empty = all eight
-  bool quick = false;                     // the file's quick subset and quick steps
-  bool sweep = false;                     // run the beta/gamma sweep (on the tuning subset) too
-  bool sweep_only = false;                // only the sweep
-  std::vector<double> sweep_betas;        // empty = {1/3, 1, 3} x the coordinator's default
-  std::vector<double> sweep_gammas;       // empty = {0, 0.003, 0.01, 0.03}
-  double default_beta_attention = 0.0003;  // what the sweep's beta multipliers scale
-  std::optional<int> steps;               // unset = the coordinator's default (quick: the file's)
-  std::optional<double> cfg;              // unset = the coordinator's default
+  std::string domain = "neural";            // recorded in the report ("neural" or "exact")
+  std::vector<std::string> suites;          // empty = every suite of the file
+  std::vector<std::string> strategies;      // empty = all eight
+  bool quick = false;                       // the file's quick subset and quick steps
+  bool sweep = false;                       // run the beta/gamma sweep (on the tuning subset) too
+  bool sweep_only = false;                  // only the sweep
+  std::vector<double> sweep_betas;          // empty = {1/3, 1, 3} x the coordinator's default
+  std::vector<double> sweep_gammas;         // empty = {0, 0.003, 0.01, 0.03}
+  double default_beta_attention = 0.0003;   // what the sweep's beta multipliers scale
+  std::optional<int> steps;                 // unset = the coordinator's default (quick: the file's)
+  std::optional<double> cfg;                // unset = the coordinator's default
   std::optional<double> utility_smoothing;  // unset = the coordinator's default
-  int jobs_in_flight = 32;                // coordinator's concurrent jobs (workers batch them)
-  int max_batch = 32;                     // worker batch limit
-  std::string data_dir;                   // Fashion-MNIST (the ceiling's real items)
-  std::string grid_dir;                   // empty = no grids
-  std::ostream* progress = nullptr;       // progress lines; null = silent
+  int jobs_in_flight = 32;                  // coordinator's concurrent jobs (workers batch them)
+  int max_batch = 32;                       // worker batch limit
+  std::string data_dir;                     // Fashion-MNIST (the ceiling's real items)
+  std::string grid_dir;                     // empty = no grids
+  std::ostream* progress = nullptr;         // progress lines; null = silent
 };
 
 // One strategy (or the ceiling) on one suite. Value type.

@@ -20,10 +20,10 @@
 namespace dnd::bench {
 
 struct FederationOptions {
-  int max_concurrent_jobs = 32;   // jobs the coordinator runs at once (the rest queue)
-  size_t max_batch = 32;          // worker batch limit
-  int batch_wait_ms = 2;          // worker batch delay
-  int step_deadline_ms = 600000;  // generous: a loaded 2-core machine is slow, not broken
+  int max_concurrent_jobs = 32;             // jobs the coordinator runs at once (the rest queue)
+  size_t max_batch = 32;                    // worker batch limit
+  int batch_wait_ms = 2;                    // worker batch delay
+  int step_deadline_ms = 600000;            // generous: a loaded 2-core machine is slow, not broken
   std::optional<double> utility_smoothing;  // unset = the coordinator's default
 };
 

@@ -1,7 +1,5 @@
 #include "worker/models/torch_support.h"
 
-#include <torch/torch.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +11,7 @@
 #include <set>
 
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 namespace dnd::models {
 namespace {
@@ -307,8 +306,8 @@ StatusOr<LoopResult> RunTrainingLoop(torch::nn::Module& model, torch::nn::Module
     }
     ++result.steps_run;
     const int done = step + 1;
-    const bool stopping = options.stop_after > 0 && result.steps_run >= options.stop_after &&
-                          done < options.steps;
+    const bool stopping =
+        options.stop_after > 0 && result.steps_run >= options.stop_after && done < options.steps;
     if (done % options.checkpoint_every == 0 || done == options.steps || stopping) {
       DND_RETURN_IF_ERROR(save_checkpoint(done));
     }
