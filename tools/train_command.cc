@@ -154,16 +154,23 @@ int Report(const StatusOr<models::TrainReport>& report) {
         return kExitJobFailed;
     }
   }
+  // The loop's wall time per step (data preparation before the loop and evaluation after it are
+  // not in it): what sizes a time-boxed run.
+  char per_step[48] = "";
+  if (report->steps_run > 0) {
+    std::snprintf(per_step, sizeof(per_step), ", %.1f ms/step",
+                  1000.0 * report->seconds / report->steps_run);
+  }
   if (!report->finished) {
     std::cout << "stopped after " << report->steps_run << " steps (--stop-after) in "
-              << FormatDuration(report->seconds) << "; continue with --resume\n";
+              << FormatDuration(report->seconds) << per_step << "; continue with --resume\n";
     return kExitOk;
   }
   // CPU time of the whole process (every thread, data preparation and evaluation included).
   const double cpu_seconds = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
   std::cout << "wrote " << report->out << " (" << report->steps_run << " steps on "
-            << report->device << " in " << FormatDuration(report->seconds) << " wall, "
-            << FormatDuration(cpu_seconds) << " CPU)\n";
+            << report->device << " in " << FormatDuration(report->seconds) << " wall" << per_step
+            << ", " << FormatDuration(cpu_seconds) << " CPU)\n";
   for (const auto& [name, value] : report->metrics) std::cout << "  " << name << " " << value << "\n";
   return kExitOk;
 }
@@ -237,6 +244,11 @@ int RunDetector(const TrainFlags& f) {
 void RegisterTrainCommand(CLI::App& app) {
   CLI::App* train = app.add_subcommand(
       "train", "Train the shared autoencoder, an organisation's expert, or the presence detector");
+  AddTrainSubcommands(*train);
+}
+
+void AddTrainSubcommands(CLI::App& parent) {
+  CLI::App* train = &parent;
   train->require_subcommand(1);
   auto flags = std::make_shared<TrainFlags>();
   CLI::App* ae = train->add_subcommand("autoencoder", "the shared latent space 1x64x64 <-> 4x16x16");

@@ -13,6 +13,10 @@ namespace dnd::tools {
 
 void RegisterTrainCommand(CLI::App& app);
 
+// The subcommands autoencoder, expert and detector, added to `parent` (`dnd train`, or the
+// top level of `dnd-train`).
+void AddTrainSubcommands(CLI::App& parent);
+
 }  // namespace dnd::tools
 
 #endif  // DND_TOOLS_TRAIN_COMMAND_H_

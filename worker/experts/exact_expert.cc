@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include "worker/experts/fashion_mnist.h"
 #include "worker/experts/utility_maps.h"
@@ -50,7 +51,7 @@ class ExactExpert final : public Expert {
     const std::vector<size_t> valid = PartitionValidItems(info_, batch, results);
     if (valid.empty()) return results;
     try {
-      at::NoGradGuard no_grad;
+      c10::NoGradGuard no_grad;
       const Packed packed = Pack(batch, valid);
       const Forward forward = Run(packed);
       const at::Tensor utility = Utility(forward, packed).to(at::kFloat).contiguous();
@@ -85,7 +86,7 @@ class ExactExpert final : public Expert {
     for (const GradientInput& item : batch) steps.push_back(item.step);
     if (valid.empty()) return results;
     try {
-      at::AutoGradMode grad_mode(true);
+      c10::AutoGradMode grad_mode(true);
       Packed packed = Pack(steps, valid);
       packed.x.requires_grad_(true);
       const Forward forward = Run(packed);
