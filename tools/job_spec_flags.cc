@@ -63,7 +63,7 @@ void AddJobSpecFlags(CLI::App& command, JobSpecFlags& flags) {
   command.add_option("--utility", flags.utility, "score | attention")->capture_default_str();
   command.add_option("--steps", flags.steps, "denoising steps (default 50)");
   command.add_option("--seed", flags.seed, "seed of the initial noise (default 0)");
-  command.add_option("--cfg", flags.cfg, "classifier-free guidance scale (default 3)");
+  command.add_option("--cfg", flags.cfg, "classifier-free guidance scale (default: the coordinator's, 5)");
   command.add_option("--eta", flags.eta, "DDIM stochasticity in [0, 1] (default 0.015)");
   command.add_option("--beta", flags.beta,
                      "KL weight of the allocation (default by utility: score 0.01, attention "

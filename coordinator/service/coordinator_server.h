@@ -27,7 +27,10 @@ namespace dnd::coordinator {
 // Values a job gets for what its spec leaves unset (0 / empty). See docs/coordinator.md.
 struct JobDefaults {
   uint32_t steps = 50;
-  float cfg_scale = 3.0f;
+  // Classifier-free guidance scale: 5 since the C=48 tops expert (docs/benchmarks/experts.md: at 3
+  // the trained tops miss the quality gate, at 5 every concept passes; composition re-measured at
+  // 5, docs/results.md).
+  float cfg_scale = 5.0f;
   double eta = 0.015;        // the paper's DDIM stochasticity
   double beta_score = 0.01;  // KL weight with the score utility (paper), at 4096 positions
   // KL weight with the attention utility, at 4096 positions (the paper's 0.001; 0.0003 chosen by

@@ -26,7 +26,7 @@ struct ExpertsBenchOptions {
   std::string domain = "neural";  // recorded in the report
   int samples = 32;               // per concept
   int steps = 50;                 // DDIM steps
-  double cfg = 3.0;               // classifier-free guidance scale w
+  double cfg = 5.0;               // classifier-free guidance scale w (the coordinator's default)
   double eta = 0.015;             // DDIM stochasticity (the coordinator's default)
   uint64_t seed = 0;              // sample s of every concept uses NormalGenerator(seed), sample s
   int batch = 32;                 // samples per Expert::Step call
