@@ -247,16 +247,15 @@ void RegisterTrainCommand(CLI::App& app) {
   AddTrainSubcommands(*train);
 }
 
-void AddTrainSubcommands(CLI::App& parent) {
-  CLI::App* train = &parent;
-  train->require_subcommand(1);
+void AddTrainSubcommands(CLI::App& train) {
+  train.require_subcommand(1);
   auto flags = std::make_shared<TrainFlags>();
-  CLI::App* ae = train->add_subcommand("autoencoder", "the shared latent space 1x64x64 <-> 4x16x16");
+  CLI::App* ae = train.add_subcommand("autoencoder", "the shared latent space 1x64x64 <-> 4x16x16");
   AddTrainFlags(*ae, *flags);
-  CLI::App* expert = train->add_subcommand(
+  CLI::App* expert = train.add_subcommand(
       "expert", "an organisation's private cross-attention UNet on the shared latent space");
   CLI::App* detector =
-      train->add_subcommand("detector", "the presence detector that judges the benchmark");
+      train.add_subcommand("detector", "the presence detector that judges the benchmark");
   const std::pair<CLI::App*, int (*)(const TrainFlags&)> runs[] = {
       {ae, RunAutoencoder}, {expert, RunExpert}, {detector, RunDetector}};
   for (const auto& [cmd, run] : runs) {

@@ -41,7 +41,7 @@ cat >"$work/tiny.json" <<JSON
 JSON
 
 set +e
-out=$("$train" expert --config "$work/tiny.json" --out "$work/tiny.pt" --device cuda 2>&1)
+out=$("$train" expert --config "$work/tiny.json" --out "$work/tiny.pt" --device cuda --stop-after 1 2>&1)
 code=$?
 set -e
 if [[ $code == 0 ]]; then
