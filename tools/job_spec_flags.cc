@@ -1,6 +1,7 @@
 // `dnd submit`'s job flags -> protocol::JobSpec (job_spec_flags.h).
 #include "tools/job_spec_flags.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -60,7 +61,9 @@ void AddJobSpecFlags(CLI::App& command, JobSpecFlags& flags) {
       ->delimiter(',');
   command.add_option("--rho", flags.rho, "proportional share: each expert gets >= rho/n, (0, 1]");
   command.add_option("--epsilon", flags.epsilon, "equitable tolerance, [0, 1]");
-  command.add_option("--utility", flags.utility, "score | attention")->capture_default_str();
+  command.add_option("--utility", flags.utility,
+                     "score | attention (default: attention when every named expert reports it, "
+                     "else score)");
   command.add_option("--steps", flags.steps, "denoising steps (default 50)");
   command.add_option("--seed", flags.seed, "seed of the initial noise (default 0)");
   command.add_option("--cfg", flags.cfg, "classifier-free guidance scale (default: the coordinator's, 5)");
@@ -106,6 +109,21 @@ StatusOr<protocol::UtilityKind> ParseUtility(std::string_view text) {
   if (text == "attention") return protocol::UtilityKind::kAttention;
   return InvalidArgumentError("--utility '" + std::string(text) +
                               "' is unknown; expected score or attention");
+}
+
+protocol::UtilityKind DefaultUtility(const protocol::JobSpec& spec,
+                                     const std::vector<protocol::ExpertInfo>& registry) {
+  for (const protocol::ExpertRef& ref : spec.experts) {
+    const auto listed = std::find_if(registry.begin(), registry.end(), [&](const auto& info) {
+      return info.expert_name == ref.expert_name;
+    });
+    if (listed == registry.end() ||
+        std::find(listed->utilities.begin(), listed->utilities.end(),
+                  protocol::UtilityKind::kAttention) == listed->utilities.end()) {
+      return protocol::UtilityKind::kScore;
+    }
+  }
+  return spec.experts.empty() ? protocol::UtilityKind::kScore : protocol::UtilityKind::kAttention;
 }
 
 StatusOr<protocol::Fairness> ParseFairness(const std::vector<std::string>& names,
@@ -181,7 +199,7 @@ StatusOr<protocol::JobSpec> BuildJobSpec(const JobSpecFlags& flags) {
     spec.experts.push_back(std::move(ref));
   }
   DND_ASSIGN_OR_RETURN(spec.strategy, ParseStrategy(flags.strategy));
-  DND_ASSIGN_OR_RETURN(spec.utility, ParseUtility(flags.utility));
+  DND_ASSIGN_OR_RETURN(spec.utility, ParseUtility(flags.utility.value_or("score")));
   DND_ASSIGN_OR_RETURN(spec.fairness, ParseFairness(flags.fairness, flags.rho, flags.epsilon));
 
   // Unset = the coordinator's default: 0 for steps, cfg, beta, rho; negative for eta and gamma

@@ -26,7 +26,7 @@ struct JobSpecFlags {
   std::string strategy = "dnd";       // dnd | averaging | composable | multidiffusion
   std::vector<std::string> layout;    // "strips" or one grayscale PNG mask per expert
   std::vector<std::string> fairness;  // proportional | envy-free | equitable | none (a list)
-  std::string utility = "score";      // score | attention
+  std::optional<std::string> utility;  // score | attention; unset: see DefaultUtility
   std::optional<double> rho;
   std::optional<double> epsilon;
   std::optional<int64_t> steps;
@@ -64,8 +64,16 @@ StatusOr<protocol::Fairness> ParseFairness(const std::vector<std::string>& names
 // [0, 1] (pixel / 255). NotFound for a missing file, InvalidArgument for a file that is not a PNG.
 StatusOr<protocol::Tensor> ReadLayoutMask(const std::string& path);
 
+// The utility a job gets when --utility is not given: attention when every expert the spec names
+// is listed in `registry` (the coordinator's `dnd experts` list) as reporting it, else score
+// (the one every CFG expert can report). Attention is the better map wherever the experts have it
+// (docs/results.md: 46% against 5% of correct pair images on the trained experts).
+protocol::UtilityKind DefaultUtility(const protocol::JobSpec& spec,
+                                     const std::vector<protocol::ExpertInfo>& registry);
+
 // The whole JobSpec. Fields left unset get the protocol's "use the default" values (steps 0,
-// cfg 0, beta 0, rho 0, eta -1, gamma -1). Errors
+// cfg 0, beta 0, rho 0, eta -1, gamma -1); an unset utility is score here (`dnd submit` replaces
+// it with DefaultUtility, which needs the coordinator's expert list). Errors
 // (InvalidArgument, NotFound for a layout file): no expert; a bad EXPERT:CONCEPT; the same expert
 // twice; steps <= 0 or > 1000; a non-finite number; cfg <= 0; eta outside [0, 1]; beta <= 0; gamma
 // < 0; a layout with another strategy than multidiffusion or with a mask count other than the

@@ -1,6 +1,7 @@
 // `dnd submit`: builds a JobSpec from the flags (checked locally first), submits it, and with
 // --wait follows the job with a progress bar on stderr, then fetches the results and prints their
 // paths on stdout. Without --wait it prints the job id alone, so `JOB=$(dnd submit ...)` works.
+// Without --utility it asks the coordinator which utilities the experts report (DefaultUtility).
 #include <cmath>
 #include <iostream>
 #include <memory>
@@ -50,6 +51,16 @@ void RunSubmit(const SubmitFlags& flags, const ConnectionFlags& connection_flags
   auto connection = ConnectToCoordinator(connection_flags);
   if (!connection.ok()) ExitWithStatus("submit", connection.status());
   CoordinatorClient& client = *connection->client;
+  if (!flags.job.utility) {
+    auto registry = client.ListExperts();
+    if (!registry.ok()) ExitWithStatus("submit", registry.status());
+    spec->utility = DefaultUtility(*spec, *registry);
+    std::cerr << "utility: "
+              << (spec->utility == protocol::UtilityKind::kAttention
+                      ? "attention (every expert reports it)"
+                      : "score (not every expert reports attention)")
+              << "; --utility chooses\n";
+  }
 
   auto job_id = client.Submit(protocol::SubmitJob{NewClientToken(), *spec});
   if (!job_id.ok()) ExitWithStatus("submit", job_id.status());

@@ -287,6 +287,8 @@ TEST(CliProcessTest, CancelledJobExitsOneAndWatchTimeoutExitsThree) {
   CliResult submit = federation.Cli(
       {"submit", "--expert", "footwear:sneaker", "--expert", "rest:bag", "--steps", "500"});
   ASSERT_EQ(submit.exit_code, kExitOk) << submit.output;
+  // No --utility: both (exact) experts report attention, so the job asks for it.
+  EXPECT_NE(submit.output.find("utility: attention"), std::string::npos) << submit.output;
   const std::string job = JobIdIn(submit.output);
   ASSERT_FALSE(job.empty()) << submit.output;
 

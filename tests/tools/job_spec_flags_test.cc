@@ -102,6 +102,30 @@ TEST(JobSpecFlagsTest, EveryNumberIsCarriedOver) {
   EXPECT_EQ(own->guidance_region, protocol::GuidanceRegion::kOwn);
 }
 
+protocol::ExpertInfo Listed(const std::string& name, std::vector<protocol::UtilityKind> kinds) {
+  protocol::ExpertInfo info;
+  info.expert_name = name;
+  info.utilities = std::move(kinds);
+  return info;
+}
+
+TEST(JobSpecFlagsTest, DefaultUtilityIsAttentionOnlyWhenEveryNamedExpertReportsIt) {
+  using protocol::UtilityKind;
+  auto spec = Build({"--expert", "footwear:sneaker", "--expert", "rest:bag"});
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const std::vector<protocol::ExpertInfo> both = {
+      Listed("footwear", {UtilityKind::kScore, UtilityKind::kAttention}),
+      Listed("rest", {UtilityKind::kAttention, UtilityKind::kScore}),
+      Listed("tops", {UtilityKind::kScore})};  // not named: does not matter
+  EXPECT_EQ(DefaultUtility(*spec, both), UtilityKind::kAttention);
+  const std::vector<protocol::ExpertInfo> one_score_only = {
+      Listed("footwear", {UtilityKind::kScore, UtilityKind::kAttention}),
+      Listed("rest", {UtilityKind::kScore})};
+  EXPECT_EQ(DefaultUtility(*spec, one_score_only), UtilityKind::kScore);
+  // An expert the registry does not list: score (the coordinator then names the unknown expert).
+  EXPECT_EQ(DefaultUtility(*spec, {both[0]}), UtilityKind::kScore);
+}
+
 TEST(JobSpecFlagsTest, FairnessListsCombineAndNoneStandsAlone) {
   auto both = Build({"--expert", "a:b", "--fairness", "envy-free,equitable"});
   ASSERT_TRUE(both.ok()) << both.status().ToString();
