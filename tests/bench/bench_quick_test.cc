@@ -154,6 +154,59 @@ TEST(BenchQuickTest, QuickComposeProducesTablesWhoseCountsAddUp) {
   for (const std::string& f : *grids) EXPECT_TRUE(std::filesystem::exists(f)) << f;
 }
 
+// Mass of a canvas outside the columns [from, to).
+double MassOutsideColumns(const std::vector<float>& canvas, int from, int to) {
+  double mass = 0;
+  for (int y = 0; y < 64; ++y) {
+    for (int x = 0; x < 64; ++x) {
+      if (x < from || x >= to) mass += canvas[y * 64 + x];
+    }
+  }
+  return mass;
+}
+
+TEST(BenchQuickTest, CeilingOnlyJudgesRealItemsInTheAskedLayoutWithoutJobs) {
+  auto file = LoadSuiteFile(kSuiteFile);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  const Suite pairs = *file->FindSuite("pairs");
+  auto run = [&](const std::string& layout_text) {
+    StandInJudge judge;
+    ComposeBenchOptions options;
+    options.domain = "exact";
+    options.suites = {"pairs"};
+    options.ceiling_only = true;
+    options.ceiling_layout = *ParseCeilingLayout(layout_text);
+    options.data_dir = std::string(experts::kDefaultFashionMnistDir);
+    auto report = RunComposeBench(options, *file, ExactExperts(file->expert_order),
+                                  PixelDecoder(), judge);
+    EXPECT_EQ(judge.calls, 1);  // the ceiling alone: one batch of canvases
+    return report;
+  };
+  auto stacked = run("apart:0");
+  auto apart = run("side-by-side");
+  ASSERT_TRUE(stacked.ok()) << stacked.status().ToString();
+  ASSERT_TRUE(apart.ok()) << apart.status().ToString();
+  ASSERT_EQ(stacked->suites.size(), 1u);
+  const SuiteReport& suite = stacked->suites[0];
+  EXPECT_TRUE(suite.strategies.empty());
+  EXPECT_EQ(suite.ceiling.tally.images, pairs.NumImages());
+  ASSERT_EQ(suite.ceiling.canvases.size(), static_cast<size_t>(pairs.NumImages()));
+  ASSERT_EQ(apart->suites[0].ceiling.canvases.size(), suite.ceiling.canvases.size());
+  // apart:0 stacks both items on the centre (columns 18..45); side by side they reach the edges.
+  double outside_stacked = 0, outside_apart = 0;
+  for (size_t i = 0; i < suite.ceiling.canvases.size(); ++i) {
+    outside_stacked += MassOutsideColumns(suite.ceiling.canvases[i], 18, 46);
+    outside_apart += MassOutsideColumns(apart->suites[0].ceiling.canvases[i], 18, 46);
+  }
+  EXPECT_EQ(outside_stacked, 0.0);
+  EXPECT_GT(outside_apart, 100.0);
+  const nlohmann::json json = ComposeReportJson(*stacked);
+  EXPECT_EQ(json["suites"]["pairs"]["ceiling"]["layout"], "apart:0");
+  EXPECT_EQ(json["suites"]["pairs"]["ceiling"]["images"], pairs.NumImages());
+  EXPECT_NE(ComposeReportMarkdown(*stacked).find("ceiling (real items, apart:0)"),
+            std::string::npos);
+}
+
 TEST(BenchQuickTest, ExpertsGateCountsSamplesPerConcept) {
   auto experts = ExactExperts({"rest"});
   ASSERT_EQ(experts.size(), 1u);

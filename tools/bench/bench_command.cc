@@ -264,9 +264,20 @@ void RegisterBenchCommand(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--max-batch", options->max_batch, "worker batch limit")->capture_default_str();
     cmd->add_option("--markdown", *markdown_path, "also write the tables into this file");
-    cmd->callback([flags, options, suite_path, markdown_path, steps, cfg] {
+    auto ceiling_layout = std::make_shared<std::string>("side-by-side");
+    cmd->add_option("--ceiling-layout", *ceiling_layout,
+                    "where the ceiling's real items go: side-by-side (the issue's ceiling), "
+                    "apart:PX (in a row, centres PX apart) or prior:PX (each at the experts' "
+                    "Gaussian position prior of std PX; they train with 7)")
+        ->capture_default_str();
+    cmd->add_flag("--ceiling-only", options->ceiling_only,
+                  "judge the ceiling's real items only (no coordinator, no jobs; seconds)");
+    cmd->callback([flags, options, suite_path, markdown_path, steps, cfg, ceiling_layout] {
       QuietLogs(flags->verbose);
       ComposeBenchOptions run = *options;
+      auto layout = ParseCeilingLayout(*ceiling_layout);
+      if (!layout.ok()) tools::ExitWithStatus("bench compose", layout.status());
+      run.ceiling_layout = *layout;
       if (*steps > 0) run.steps = *steps;
       if (*cfg > 0) run.cfg = *cfg;
       RunComposeCommand(*flags, run, *suite_path, *markdown_path);

@@ -210,20 +210,23 @@ StatusOr<std::vector<StrategyRun>> RunCells(const ComposeBenchOptions& options,
   return runs;
 }
 
-// The judge's ceiling: real test-split items of the requested classes placed side by side without
-// overlap (models::SideBySideOffsets), one canvas per prompt and seed (the seed picks the items).
+// The judge's ceiling: real test-split items of the requested classes placed by `layout` (by
+// default side by side without overlap), one canvas per prompt and seed (the seed picks the items;
+// the same items whatever the layout).
 StatusOr<StrategyRun> RunCeiling(const Suite& suite, const models::FashionMnistSplit& test,
-                                 Judge& judge) {
+                                 const CeilingLayout& layout, Judge& judge) {
   StrategyRun run;
   run.name = "ceiling";
   std::vector<float> canvases;
   for (size_t p = 0; p < suite.prompts.size(); ++p) {
     const Prompt& prompt = suite.prompts[p];
     DND_ASSIGN_OR_RETURN(std::vector<int> labels, Labels(prompt));
-    DND_ASSIGN_OR_RETURN(std::vector<models::Offset> offsets,
-                         models::SideBySideOffsets(static_cast<int>(labels.size())));
     for (uint64_t seed : prompt.seeds) {
       std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + p);
+      std::mt19937_64 layout_rng(seed * 0xC2B2AE3D27D4EB4Full + p);
+      DND_ASSIGN_OR_RETURN(
+          std::vector<models::Offset> offsets,
+          CeilingOffsets(layout, static_cast<int>(labels.size()), layout_rng));
       std::vector<float> canvas(models::kCanvasPixels, 0.0f);
       for (size_t k = 0; k < labels.size(); ++k) {
         const int wanted[] = {labels[k]};
@@ -261,6 +264,70 @@ std::vector<std::string> PromptNames(const Suite& suite) {
 
 }  // namespace
 
+std::string CeilingLayout::Describe() const {
+  switch (kind) {
+    case Kind::kSideBySide:
+      return "side-by-side";
+    case Kind::kApart:
+      return "apart:" + Fixed(px, px == std::round(px) ? 0 : 1);
+    case Kind::kPrior:
+      return "prior:" + Fixed(px, px == std::round(px) ? 0 : 1);
+  }
+  return "side-by-side";
+}
+
+StatusOr<CeilingLayout> ParseCeilingLayout(std::string_view text) {
+  CeilingLayout layout;
+  if (text == "side-by-side") return layout;
+  const size_t colon = text.find(':');
+  const std::string_view kind = text.substr(0, colon);
+  if (colon != std::string_view::npos && (kind == "apart" || kind == "prior")) {
+    const std::string number(text.substr(colon + 1));
+    char* end = nullptr;
+    const double px = std::strtod(number.c_str(), &end);
+    const bool parsed = !number.empty() && end == number.c_str() + number.size();
+    if (parsed && std::isfinite(px) && (kind == "apart" ? px >= 0 : px > 0)) {
+      layout.kind = kind == "apart" ? CeilingLayout::Kind::kApart : CeilingLayout::Kind::kPrior;
+      layout.px = px;
+      return layout;
+    }
+  }
+  return InvalidArgumentError("--ceiling-layout '" + std::string(text) +
+                              "' is unknown; expected side-by-side, apart:PX (PX >= 0) or "
+                              "prior:PX (PX > 0)");
+}
+
+StatusOr<std::vector<models::Offset>> CeilingOffsets(const CeilingLayout& layout, int count,
+                                                     std::mt19937_64& rng) {
+  switch (layout.kind) {
+    case CeilingLayout::Kind::kSideBySide:
+      return models::SideBySideOffsets(count);
+    case CeilingLayout::Kind::kApart: {
+      if (count < 1) return InvalidArgumentError("a layout needs at least one item");
+      const double span = layout.px * (count - 1);
+      if (span > models::kMaxOffset) {
+        return InvalidArgumentError(
+            layout.Describe() + " does not fit " + std::to_string(count) +
+            " items on the canvas (their centres may span at most " +
+            std::to_string(models::kMaxOffset) + " px)");
+      }
+      std::vector<models::Offset> offsets;
+      const double centre = models::kMaxOffset / 2.0;  // the centred item's corner
+      for (int k = 0; k < count; ++k) {
+        const double x = centre + (k - (count - 1) / 2.0) * layout.px;
+        offsets.push_back({static_cast<int>(std::lround(x)), models::kMaxOffset / 2});
+      }
+      return offsets;
+    }
+    case CeilingLayout::Kind::kPrior: {
+      std::vector<models::Offset> offsets;
+      for (int k = 0; k < count; ++k) offsets.push_back(models::SampleCentredOffset(rng, layout.px));
+      return offsets;
+    }
+  }
+  return InternalError("unknown ceiling layout");
+}
+
 const std::vector<StrategySpec>& AllStrategies() {
   using protocol::Strategy;
   using protocol::UtilityKind;
@@ -297,6 +364,10 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
   report.judge = judge.Describe();
   report.quick = options.quick;
   report.experts = file.expert_order;
+  report.ceiling_layout = options.ceiling_layout.Describe();
+  if (options.ceiling_only && (options.sweep || options.sweep_only)) {
+    return InvalidArgumentError("--ceiling-only judges real items only; it has no sweep");
+  }
 
   std::vector<Suite> suites;
   if (!options.sweep_only) {
@@ -341,15 +412,18 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
   DND_ASSIGN_OR_RETURN(models::FashionMnistSplit test,
                        models::LoadFashionMnistSplit(options.data_dir, "t10k"));
 
-  FederationOptions federation_options;
-  federation_options.max_concurrent_jobs = options.jobs_in_flight;
-  federation_options.max_batch = static_cast<size_t>(options.max_batch);
-  federation_options.utility_smoothing = options.utility_smoothing;
-  Say(options, "starting a coordinator and " + std::to_string(experts.size()) + " workers (" +
-                   options.domain + " experts), " + std::to_string(options.jobs_in_flight) +
-                   " jobs in flight");
-  DND_ASSIGN_OR_RETURN(auto federation,
-                       EmbeddedFederation::Start(std::move(experts), federation_options));
+  std::unique_ptr<EmbeddedFederation> federation;
+  if (!options.ceiling_only) {
+    FederationOptions federation_options;
+    federation_options.max_concurrent_jobs = options.jobs_in_flight;
+    federation_options.max_batch = static_cast<size_t>(options.max_batch);
+    federation_options.utility_smoothing = options.utility_smoothing;
+    Say(options, "starting a coordinator and " + std::to_string(experts.size()) + " workers (" +
+                     options.domain + " experts), " + std::to_string(options.jobs_in_flight) +
+                     " jobs in flight");
+    DND_ASSIGN_OR_RETURN(federation,
+                         EmbeddedFederation::Start(std::move(experts), federation_options));
+  }
 
   for (const Suite& suite : suites) {
     SuiteReport suite_report;
@@ -363,9 +437,14 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
         suite_report.grid_prompts.push_back(p);
       }
     }
-    DND_ASSIGN_OR_RETURN(suite_report.ceiling, RunCeiling(suite, test, judge));
-    Say(options, suite.name + " / ceiling: " +
-                     Fixed(suite_report.ceiling.tally.PercentImages(), 1) + "% images");
+    DND_ASSIGN_OR_RETURN(suite_report.ceiling,
+                         RunCeiling(suite, test, options.ceiling_layout, judge));
+    Say(options, suite.name + " / ceiling (" + report.ceiling_layout +
+                     "): " + Fixed(suite_report.ceiling.tally.PercentImages(), 1) + "% images");
+    if (options.ceiling_only) {
+      report.suites.push_back(std::move(suite_report));
+      continue;
+    }
     std::vector<Cell> cells;
     for (const StrategySpec& strategy : strategies) {
       cells.push_back({&suite, strategy, overrides, suite.name + " / " + strategy.name});
@@ -433,7 +512,11 @@ json ComposeReportJson(const ComposeReport& report) {
     }
     json ceiling = RunJson(suite.ceiling, suite.prompt_names);
     ceiling["what"] =
-        "real test-split items of the requested classes placed side by side without overlap";
+        report.ceiling_layout == "side-by-side"
+            ? "real test-split items of the requested classes placed side by side without overlap"
+            : "real test-split items of the requested classes placed by the layout " +
+                  report.ceiling_layout;
+    ceiling["layout"] = report.ceiling_layout;
     strategies["ceiling"] = ceiling;
     suites[suite.name] = {
         {"prompts", suite.prompt_names}, {"strategies", strategies}, {"ceiling", ceiling}};
@@ -464,7 +547,10 @@ std::string ComposeReportMarkdown(const ComposeReport& report) {
   for (const SuiteReport& suite : report.suites) {
     std::vector<TableRow> rows;
     for (const StrategyRun& run : suite.strategies) rows.push_back({run.name, run.tally});
-    rows.push_back({"ceiling (real items)", suite.ceiling.tally});
+    rows.push_back({report.ceiling_layout == "side-by-side"
+                        ? std::string("ceiling (real items)")
+                        : "ceiling (real items, " + report.ceiling_layout + ")",
+                    suite.ceiling.tally});
     out += "### " + suite.name + " (" + report.domain + " experts, " +
            std::to_string(suite.prompt_names.size()) + " prompts)\n\n";
     out += MarkdownTable(rows, report.experts);

@@ -12,8 +12,10 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <random>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +26,7 @@
 #include "tools/bench/bench_suite.h"
 #include "tools/bench/judge.h"
 #include "worker/experts/expert.h"
+#include "worker/models/canvases.h"
 
 namespace dnd::bench {
 
@@ -45,6 +48,28 @@ const std::vector<StrategySpec>& AllStrategies();
 // Looks one up by name; InvalidArgument listing the names otherwise.
 StatusOr<StrategySpec> FindStrategy(const std::string& name);
 
+// Where the ceiling row places its real items (`dnd bench compose --ceiling-layout`). The default
+// is the ceiling; the others say how much of it survives when the items are not far apart
+// (docs/results.md, "What the judge needs").
+struct CeilingLayout {
+  enum class Kind {
+    kSideBySide,  // models::SideBySideOffsets: apart, without overlap
+    kApart,       // in a row across the middle, neighbouring centres px apart (may overlap)
+    kPrior,       // each item at models::SampleCentredOffset(px), independently
+  };
+  Kind kind = Kind::kSideBySide;
+  double px = 0;
+  std::string Describe() const;  // "side-by-side", "apart:14", "prior:7"
+};
+// "side-by-side", "apart:PX" (PX >= 0) or "prior:PX" (PX > 0: the experts' own training prior is
+// 7). InvalidArgument otherwise.
+StatusOr<CeilingLayout> ParseCeilingLayout(std::string_view text);
+// The offsets of `count` items on one canvas; rng is used by kPrior only. InvalidArgument when
+// kApart's row does not fit the canvas (centres more than 36 px from end to end) or kSideBySide
+// has no layout for `count` (1 to 3).
+StatusOr<std::vector<models::Offset>> CeilingOffsets(const CeilingLayout& layout, int count,
+                                                     std::mt19937_64& rng);
+
 struct ComposeBenchOptions {
   std::string domain = "neural";            // recorded in the report ("neural" or "exact")
   std::vector<std::string> suites;          // empty = every suite of the file
@@ -61,6 +86,8 @@ struct ComposeBenchOptions {
   int jobs_in_flight = 32;                  // coordinator's concurrent jobs (workers batch them)
   int max_batch = 32;                       // worker batch limit
   std::string data_dir;                     // Fashion-MNIST (the ceiling's real items)
+  CeilingLayout ceiling_layout;             // where the ceiling's items go
+  bool ceiling_only = false;                // judge the ceiling alone: no federation, no jobs
   std::string grid_dir;                     // empty = no grids
   std::ostream* progress = nullptr;         // progress lines; null = silent
 };
@@ -97,6 +124,7 @@ struct ComposeReport {
   std::vector<std::string> experts;  // expert order of the file (the share columns)
   std::vector<SuiteReport> suites;
   std::vector<SweepPoint> sweep;
+  std::string ceiling_layout = "side-by-side";  // CeilingLayout::Describe()
   double wall_seconds = 0;  // the whole run, federation start-up included
 };
 
