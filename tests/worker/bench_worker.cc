@@ -110,12 +110,14 @@ BENCHMARK(BM_ExactStep)
     ->ArgNames({"K", "batch", "attention"})
     ->ArgsProduct({{16, 32, 64}, {1}, {0, 1}})
     ->ArgsProduct({{32}, {2, 4, 8}, {0}})
+    ->Args({32, 8, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_ExactGradient)
     ->ArgNames({"K", "batch", "attention"})
     ->ArgsProduct({{32}, {1, 2, 4, 8}, {0}})
     ->Args({32, 1, 1})
+    ->Args({32, 8, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -127,8 +127,8 @@ std::vector<float> NoisedCanvas(const FashionMnistItem& item, int py, int px, do
   return x;
 }
 
-std::vector<FashionMnistItem> TinyItems(std::vector<int> labels) {
-  return LoadFirstItemsPerClass(std::string(kDefaultFashionMnistDir), labels, 2).value();
+std::vector<FashionMnistItem> TinyItems(std::vector<int> labels, int per_class = 2) {
+  return LoadFirstItemsPerClass(std::string(kDefaultFashionMnistDir), labels, per_class).value();
 }
 
 double MaxAbsDiff(const std::vector<float>& got, const std::vector<double>& want) {
@@ -337,6 +337,268 @@ TEST(ExactExpertTest, GradientMatchesFiniteDifferences) {
       const double numeric = (allocated_utility(plus) - allocated_utility(minus)) / (2.0 * kStep);
       EXPECT_NEAR(analytic, numeric, 1e-4 * std::abs(numeric) + 1e-9)
           << UtilityKindName(kind) << " trial " << trial;
+    }
+  }
+}
+
+// The direct evaluation of the closed form that the expert computes with spectra on the 64x64 grid
+// (docs/experts.md, "The exact expert"), in float64 with explicit sums: the valid
+// cross-correlation corr_kp = <z, P_p d_k> (what conv2d computes), the responsibilities, and the
+// pastings sum_kp r_kp P_p d_k (what conv_transpose2d computes). `items` are grouped by class,
+// K per class; `requested` is the conditional class.
+struct DirectPosterior {
+  std::vector<double> eps_cond;    // 64*64
+  std::vector<double> eps_uncond;  // 64*64
+  std::vector<double> footprint;   // 64*64, unnormalised
+};
+
+DirectPosterior Direct(const std::vector<FashionMnistItem>& items, int items_per_class,
+                       int requested, const std::vector<double>& x, double a,
+                       const ExpertConfig& config) {
+  const int num_items = static_cast<int>(items.size());
+  const int num_offsets = kOffsets * kOffsets;
+  const double s0_sq = config.component_std * config.component_std;
+  const double v = a * s0_sq + (1.0 - a);
+  const double sqrt_a = std::sqrt(a);
+  const double prior_var = config.position_prior_std_px * config.position_prior_std_px;
+  const double centre = (kOffsets - 1) / 2.0;
+  std::vector<double> z(kPixels);
+  for (int j = 0; j < kPixels; ++j) z[j] = x[j] + sqrt_a;
+  // logits[k * 1369 + p]
+  std::vector<double> logits(static_cast<size_t>(num_items) * num_offsets);
+  for (int k = 0; k < num_items; ++k) {
+    double sq_norm = 0.0;
+    for (uint8_t pixel : items[k].pixels) sq_norm += (pixel / 127.5) * (pixel / 127.5);
+    for (int py = 0; py < kOffsets; ++py) {
+      for (int px = 0; px < kOffsets; ++px) {
+        double corr = 0.0;
+        for (int i = 0; i < 28; ++i) {
+          for (int j = 0; j < 28; ++j) {
+            corr += z[(py + i) * kSide + px + j] * (items[k].pixels[i * 28 + j] / 127.5);
+          }
+        }
+        const double log_prior =
+            -((py - centre) * (py - centre) + (px - centre) * (px - centre)) / (2.0 * prior_var);
+        logits[k * num_offsets + py * kOffsets + px] =
+            log_prior + (sqrt_a * corr - 0.5 * a * sq_norm) / v;
+      }
+    }
+  }
+  // Softmax over components [begin, end) of logits.
+  auto softmax = [&](int begin, int end) {
+    std::vector<double> r(logits.size(), 0.0);
+    const double max_logit = *std::max_element(logits.begin() + begin, logits.begin() + end);
+    double total = 0.0;
+    for (int n = begin; n < end; ++n) total += r[n] = std::exp(logits[n] - max_logit);
+    for (int n = begin; n < end; ++n) r[n] /= total;
+    return r;
+  };
+  // sum_kp r_kp P_p w_k with w_k = d_k (mask = false) or the item's mask.
+  auto paste = [&](const std::vector<double>& r, bool mask) {
+    std::vector<double> out(kPixels, 0.0);
+    for (int k = 0; k < num_items; ++k) {
+      for (int p = 0; p < num_offsets; ++p) {
+        const double weight = r[k * num_offsets + p];
+        if (weight == 0.0) continue;
+        const int py = p / kOffsets;
+        const int px = p % kOffsets;
+        for (int i = 0; i < 28; ++i) {
+          for (int j = 0; j < 28; ++j) {
+            const uint8_t pixel = items[k].pixels[i * 28 + j];
+            out[(py + i) * kSide + px + j] += weight * (mask ? (pixel > 0) : pixel / 127.5);
+          }
+        }
+      }
+    }
+    return out;
+  };
+  const std::vector<double> r_cond = softmax(requested * items_per_class * num_offsets,
+                                             (requested + 1) * items_per_class * num_offsets);
+  const std::vector<double> r_uncond = softmax(0, num_items * num_offsets);
+  const double c = sqrt_a * s0_sq / v;
+  auto to_eps = [&](const std::vector<double>& pasted) {
+    std::vector<double> eps(kPixels);
+    for (int j = 0; j < kPixels; ++j) {
+      const double x0 = (1.0 - c * sqrt_a) * (pasted[j] - 1.0) + c * x[j];
+      eps[j] = (x[j] - sqrt_a * x0) / std::sqrt(1.0 - a);
+    }
+    return eps;
+  };
+  return {to_eps(paste(r_cond, false)), to_eps(paste(r_uncond, false)), paste(r_cond, true)};
+}
+
+std::vector<double> DirectUtility(const DirectPosterior& posterior, UtilityKind kind,
+                                  const ExpertConfig& config) {
+  if (kind == UtilityKind::kAttention) return testing::NormaliseReference(posterior.footprint);
+  return testing::ScoreMapReference(posterior.eps_cond, posterior.eps_uncond, 1, kSide, kSide,
+                                    config.score_map.blur_sigma_px,
+                                    config.score_map.clip_multiple_of_mean);
+}
+
+// Three classes of K = 3 (odd: the expert pairs items, so the last pair of each class is padded).
+ExpertConfig ThreeClassConfig(bool float64) {
+  ExpertConfig config = TinyConfig(float64);
+  config.concepts = {"sneaker", "bag", "sandal"};
+  config.items_per_class = 3;
+  return config;
+}
+
+// One case per (noise level, utility kind), for the schedule tests below. The latent is a noised
+// canvas of an item of the mixture; with `ties`, at a = 0.9 and 0.999 it is instead sqrt(a) times
+// the mean of the item's canvases at two neighbouring offsets, without noise: the two components
+// tie (their log priors differ by 0.01 to 0.05), so the posterior and the utilities move with x
+// (a noised canvas gives one component all the weight at low noise: a saturated softmax, whose
+// gradient is ~0). Score cases request another class than the item's (for its own class the
+// conditional and unconditional posteriors coincide and the score map is rounding noise);
+// attention cases request the item's class.
+struct ScheduleCase {
+  std::vector<float> latent;
+  double alpha = 0.0;
+  int requested = 0;  // class index into ThreeClassConfig().concepts
+  UtilityKind kind = UtilityKind::kScore;
+};
+
+std::vector<ScheduleCase> ScheduleCases(const std::vector<FashionMnistItem>& items, bool ties) {
+  std::vector<ScheduleCase> cases;
+  int i = 0;
+  for (double a : {0.01, 0.3, 0.9, 0.999}) {
+    for (UtilityKind kind : {UtilityKind::kScore, UtilityKind::kAttention}) {
+      const int item = (4 * i + 1) % 9;  // item / 3 is its class
+      const int py = 14 + i;
+      const int px = 21 - i;
+      ScheduleCase c;
+      if (!ties || a < 0.5) {
+        c.latent = NoisedCanvas(items[item], py, px, a, 200 + i);
+      } else {
+        const std::vector<float> left = NoisedCanvas(items[item], py, px, 1.0, 0);
+        const std::vector<float> right = NoisedCanvas(items[item], py, px + 1, 1.0, 0);
+        c.latent.resize(kPixels);
+        for (int j = 0; j < kPixels; ++j) {
+          c.latent[j] = static_cast<float>(std::sqrt(a) * 0.5 * (double{left[j]} + right[j]));
+        }
+      }
+      c.alpha = a;
+      c.requested = kind == UtilityKind::kScore ? (item / 3 + 1 + i % 2) % 3 : item / 3;
+      c.kind = kind;
+      cases.push_back(std::move(c));
+      ++i;
+    }
+  }
+  return cases;
+}
+
+// The expert's FFT formulation against the direct float64 sums, in one batch that mixes noise
+// levels from a = 0.01 to 0.999, classes and utility kinds.
+// float64, with ties: the outputs are float32, so the bound is their rounding, 6e-8 relative;
+// the tolerance is 1e-6 relative (observed: at most 5e-8 of 1 + max |eps|, 8e-8 of max |u|).
+// float32, without ties: the logits (up to ~1e5 at a = 0.999) carry float32 rounding, which a
+// saturated posterior does not feel; tolerance 1e-3 relative (observed: at most 3e-6). A tie at
+// a = 0.999 is decided by a logit difference of 0.01 to 0.05, a few times float32's spacing there
+// (~0.008): float32 cannot resolve it, in this formulation (0.03 absolute error in eps) or in the
+// former conv2d one (0.07), so ties are checked in float64 only.
+TEST(ExactExpertTest, FftFormulationMatchesDirectSumsAcrossTheSchedule) {
+  const std::vector<FashionMnistItem> items = TinyItems({7, 8, 5}, 3);
+  for (bool float64 : {true, false}) {
+    const ExpertConfig config = ThreeClassConfig(float64);
+    const std::unique_ptr<Expert> expert = MakeExpert(config);
+    const std::vector<ScheduleCase> cases = ScheduleCases(items, /*ties=*/float64);
+    std::vector<StepInput> batch;
+    for (const ScheduleCase& c : cases) {
+      batch.push_back({.latent = c.latent,
+                       .timestep = 1,
+                       .alpha_cumprod = c.alpha,
+                       .concept_name = config.concepts[c.requested],
+                       .utility = c.kind});
+    }
+    const std::vector<StatusOr<StepOutput>> out = expert->Step(batch);
+    ASSERT_EQ(out.size(), cases.size());
+    const double tolerance = float64 ? 1e-6 : 1e-3;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      ASSERT_TRUE(out[i].ok()) << out[i].status().ToString();
+      const ScheduleCase& c = cases[i];
+      const DirectPosterior want =
+          Direct(items, 3, c.requested, std::vector<double>(c.latent.begin(), c.latent.end()),
+                 c.alpha, config);
+      const std::vector<double> utility = DirectUtility(want, c.kind, config);
+      const std::string where = std::string(float64 ? "float64" : "float32") +
+                                " a=" + std::to_string(c.alpha) + " " +
+                                std::string(UtilityKindName(c.kind));
+      EXPECT_LT(MaxAbsDiff(out[i]->prediction_cond, want.eps_cond),
+                tolerance * (1.0 + MaxAbs(want.eps_cond)))
+          << where;
+      EXPECT_LT(MaxAbsDiff(out[i]->prediction_uncond, want.eps_uncond),
+                tolerance * (1.0 + MaxAbs(want.eps_uncond)))
+          << where;
+      EXPECT_LT(MaxAbsDiff(out[i]->utility, utility), tolerance * MaxAbs(utility)) << where;
+    }
+  }
+}
+
+// The gradient of U(x) = sum_j Q_j u_j(x) through the FFT formulation (autograd through the
+// transforms) against central differences of the direct float64 U along random directions, across
+// the schedule (with ties at low noise) and both kinds, in one batch. The step
+// h = min(1e-6, 1e-4 v / sqrt(a)): the score map's clip is a kink, and a difference across a kink
+// errs by O(h) (seen up to 1e-2 at h = 1e-3); at low noise the logits' slope, sqrt(a)/v times
+// <direction, P_p d_k> ~ 30, must keep their change per step near 1e-3 for the truncation error
+// (its square) to stay small. Rounding of U (1e-16 of logits up to 1e6) over h stays under 2e-5
+// relative; the tolerance is 1e-4 relative (observed: at most 1.4e-6).
+// float32 (no ties): compared at a = 0.01 and 0.3 only, where the posterior is spread (at low noise
+// a noised canvas saturates it and the gradient is ~0); the transforms' rounding passes through
+// the logits' slope; tolerance 1e-3 relative (observed: at most 8e-6).
+TEST(ExactExpertTest, FftGradientMatchesDirectFiniteDifferencesAcrossTheSchedule) {
+  const std::vector<FashionMnistItem> items = TinyItems({7, 8, 5}, 3);
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::normal_distribution<double> normal;
+  std::vector<float> allocation(kPixels);
+  for (int j = 0; j < kPixels; ++j) {
+    allocation[j] = static_cast<float>(0.8 * (j / kSide) / 63.0 + 0.2 * uniform(rng));
+  }
+  for (bool float64 : {true, false}) {
+    const ExpertConfig config = ThreeClassConfig(float64);
+    const std::unique_ptr<Expert> expert = MakeExpert(config);
+    const std::vector<ScheduleCase> cases = ScheduleCases(items, /*ties=*/float64);
+    std::vector<GradientInput> batch;
+    for (const ScheduleCase& c : cases) {
+      batch.push_back({.step = {.latent = c.latent,
+                                .timestep = 1,
+                                .alpha_cumprod = c.alpha,
+                                .concept_name = config.concepts[c.requested],
+                                .utility = c.kind},
+                       .allocation = allocation});
+    }
+    const std::vector<StatusOr<std::vector<float>>> grad = expert->Gradient(batch);
+    ASSERT_EQ(grad.size(), cases.size());
+    const double tolerance = float64 ? 1e-4 : 1e-3;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      ASSERT_TRUE(grad[i].ok()) << grad[i].status().ToString();
+      const ScheduleCase& c = cases[i];
+      if (!float64 && c.alpha > 0.5) continue;
+      auto allocated_utility = [&](const std::vector<double>& latent) {
+        const std::vector<double> u =
+            DirectUtility(Direct(items, 3, c.requested, latent, c.alpha, config), c.kind, config);
+        double total = 0.0;
+        for (int j = 0; j < kPixels; ++j) total += double{allocation[j]} * u[j];
+        return total;
+      };
+      const double v = c.alpha * config.component_std * config.component_std + (1.0 - c.alpha);
+      const double step = std::min(1e-6, 1e-4 * v / std::sqrt(c.alpha));
+      for (int trial = 0; trial < 2; ++trial) {
+        std::vector<double> direction(kPixels);
+        for (double& d : direction) d = normal(rng);
+        std::vector<double> plus(c.latent.begin(), c.latent.end());
+        std::vector<double> minus(c.latent.begin(), c.latent.end());
+        double analytic = 0.0;
+        for (int j = 0; j < kPixels; ++j) {
+          plus[j] += step * direction[j];
+          minus[j] -= step * direction[j];
+          analytic += double{(*grad[i])[j]} * direction[j];
+        }
+        const double numeric = (allocated_utility(plus) - allocated_utility(minus)) / (2.0 * step);
+        EXPECT_NEAR(analytic, numeric, tolerance * std::abs(numeric) + 1e-10)
+            << (float64 ? "float64" : "float32") << " a=" << c.alpha << " "
+            << UtilityKindName(c.kind) << " trial " << trial;
+      }
     }
   }
 }
