@@ -84,6 +84,11 @@ int main(int argc, char** argv) {
                  "before the allocation; 0 = none")
       ->check(CLI::Range(0.0, 64.0))
       ->capture_default_str();
+  app.add_option("--guidance-outside", options.defaults.guidance_outside,
+                 "default weight of each expert's guidance gradient outside its own region, for "
+                 "jobs that do not set it (0: only its region, 1: everywhere)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   dnd::InitProcess({.num_threads = threads, .set_compute_threads = dnd::experts::SetTorchThreads});
   options.data_dir = data_dir;

@@ -47,11 +47,14 @@ struct JobSpec {
   layout @10 :List(Common.Tensor); # Optional MultiDiffusion masks, one (H, W) float32 per expert.
   scheduleName @11 :Text;          # Optional noise schedule, e.g. "scaled_linear"; empty = default.
   timestepSpacing @12 :Text;       # Optional spacing, e.g. "leading"; empty = default.
-  guidanceRegion @13 :GuidanceRegion;  # Where an expert's guidance gradient acts; default = server's.
+  guidanceRegion @13 :GuidanceRegion;  # Superseded by guidanceOutside; read only when it is unset.
+  # Weight w in [0, 1] of expert i's guidance gradient outside its own region: it is weighted by
+  # Q_i + w (1 - Q_i) (docs/method.md decision 11). 0 = own region only, 1 = everywhere
+  # (METHOD.md's sum of g_i). Negative = coordinator default.
+  guidanceOutside @14 :Float64 = -1;
 }
 
-# Where expert i's guidance gradient g_i acts (docs/method.md, "Guidance confined to the expert's
-# region"): own = only where it is responsible (Q_i ⊙ g_i), everywhere = METHOD.md's sum of g_i.
+# The two ends of guidanceOutside, as sent by clients before it existed: own = 0, everywhere = 1.
 enum GuidanceRegion {
   default @0;
   own @1;

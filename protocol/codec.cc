@@ -122,7 +122,7 @@ void WriteJobSpec(const JobSpec& s, wire::JobSpec::Builder b) {
     WriteTensor(s.layout[i], layout[static_cast<unsigned>(i)]);
   b.setScheduleName(AsText(s.schedule_name));
   b.setTimestepSpacing(AsText(s.timestep_spacing));
-  b.setGuidanceRegion(static_cast<wire::GuidanceRegion>(s.guidance_region));
+  b.setGuidanceOutside(s.guidance_outside);
 }
 
 // Bytes of tensor data in a message, used to size the builder's first segment so that a large
@@ -506,8 +506,24 @@ StatusOr<JobSpec> ReadJobSpec(wire::JobSpec::Reader r) {
   DND_RETURN_IF_ERROR(RequireFinite(s.beta, "spec.beta"));
   s.gamma = r.getGamma();
   DND_RETURN_IF_ERROR(RequireFinite(s.gamma, "spec.gamma"));
-  DND_ASSIGN_OR_RETURN(s.guidance_region, (ReadEnum<wire::GuidanceRegion, GuidanceRegion>(
-                                              r.getGuidanceRegion(), 3, "spec.guidanceRegion")));
+  s.guidance_outside = r.getGuidanceOutside();
+  DND_RETURN_IF_ERROR(RequireFinite(s.guidance_outside, "spec.guidanceOutside"));
+  if (s.guidance_outside < 0) {  // unset: a client of the older schema may have sent the enum
+    switch (static_cast<uint16_t>(r.getGuidanceRegion())) {
+      case 0:  // default
+        break;
+      case 1:  // own
+        s.guidance_outside = 0.0;
+        break;
+      case 2:  // everywhere
+        s.guidance_outside = 1.0;
+        break;
+      default:
+        return InvalidArgumentError("field 'spec.guidanceRegion': enum value " +
+                                    std::to_string(static_cast<uint16_t>(r.getGuidanceRegion())) +
+                                    " out of range [0, 3)");
+    }
+  }
   auto layout = r.getLayout();
   if (layout.size() != 0 && layout.size() != experts.size()) {
     return InvalidArgumentError("field 'spec.layout': " + std::to_string(layout.size()) +

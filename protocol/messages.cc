@@ -57,18 +57,6 @@ const char* StrategyName(Strategy strategy) {
   return "unknown";
 }
 
-const char* GuidanceRegionName(GuidanceRegion region) {
-  switch (region) {
-    case GuidanceRegion::kDefault:
-      return "default";
-    case GuidanceRegion::kOwn:
-      return "own";
-    case GuidanceRegion::kEverywhere:
-      return "everywhere";
-  }
-  return "unknown";
-}
-
 const char* JobStateName(JobState state) {
   switch (state) {
     case JobState::kQueued:

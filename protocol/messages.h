@@ -38,8 +38,6 @@ struct Tensor {
 enum class UtilityKind : uint8_t { kScore = 0, kAttention = 1 };
 enum class PredictionType : uint8_t { kEpsilon = 0, kSample = 1, kVPrediction = 2 };
 enum class Strategy : uint8_t { kDnd = 0, kAveraging = 1, kComposable = 2, kMultiDiffusion = 3 };
-// Where an expert's guidance gradient acts: kDefault = the coordinator's default.
-enum class GuidanceRegion : uint8_t { kDefault = 0, kOwn = 1, kEverywhere = 2 };
 enum class JobState : uint8_t {
   kQueued = 0,
   kRunning = 1,
@@ -163,8 +161,8 @@ struct Fairness {
 
 // What a client asks the coordinator to run. Unset numbers take the coordinator's defaults
 // (coordinator/service/coordinator_server.h, JobDefaults): steps, cfg_scale, beta and
-// fairness.rho when 0; eta and gamma when negative (0 is meaningful for both: deterministic DDIM,
-// no guidance). A default-constructed JobSpec therefore asks for every default.
+// fairness.rho when 0; eta, gamma and guidance_outside when negative (0 is meaningful for each:
+// deterministic DDIM, no guidance, guidance confined to the expert's region). A default-constructed JobSpec therefore asks for every default.
 struct JobSpec {
   std::vector<ExpertRef> experts;
   Strategy strategy = Strategy::kDnd;
@@ -179,7 +177,9 @@ struct JobSpec {
   std::vector<Tensor> layout;    // optional MultiDiffusion masks, (H, W) float32 each
   std::string schedule_name;     // empty = server default
   std::string timestep_spacing;  // empty = server default
-  GuidanceRegion guidance_region = GuidanceRegion::kDefault;
+  // Weight in [0, 1] of each expert's guidance gradient outside its own region (0 = only its
+  // region, 1 = everywhere; docs/method.md decision 11); negative = coordinator default.
+  double guidance_outside = -1.0;
   friend bool operator==(const JobSpec&, const JobSpec&) = default;
 };
 
@@ -297,7 +297,6 @@ ErrorReply MakeErrorReply(const Status& status, std::string job_id = {}, uint32_
 const char* UtilityKindName(UtilityKind kind);
 const char* PredictionTypeName(PredictionType type);
 const char* StrategyName(Strategy strategy);
-const char* GuidanceRegionName(GuidanceRegion region);  // "default", "own", "everywhere"
 const char* JobStateName(JobState state);
 
 }  // namespace dnd::protocol

@@ -72,9 +72,12 @@ void AddJobSpecFlags(CLI::App& command, JobSpecFlags& flags) {
                      "KL weight of the allocation (default by utility: score 0.01, attention "
                      "0.0003)");
   command.add_option("--gamma", flags.gamma, "guidance step, >= 0 (default 0.01)");
+  command.add_option("--guidance-outside", flags.guidance_outside,
+                     "weight in [0, 1] of each expert's guidance gradient outside its own region "
+                     "(0: only its region, 1: everywhere; default: the coordinator's)");
   command.add_option("--guidance-region", flags.guidance_region,
-                     "where an expert's guidance gradient acts: 'own' (only on its own region, "
-                     "the default) or 'everywhere' (METHOD.md's formula literally)");
+                     "shorthand: 'own' = --guidance-outside 0, 'everywhere' = 1 (METHOD.md's "
+                     "formula literally)");
 }
 
 StatusOr<protocol::ExpertRef> ParseExpertRef(std::string_view text) {
@@ -233,11 +236,20 @@ StatusOr<protocol::JobSpec> BuildJobSpec(const JobSpecFlags& flags) {
     DND_RETURN_IF_ERROR(CheckNumber("--gamma", *flags.gamma, 0, /*lo_open=*/false, 10));
     spec.gamma = *flags.gamma;
   }
+  if (flags.guidance_outside && flags.guidance_region) {
+    return InvalidArgumentError(
+        "--guidance-outside and --guidance-region set the same thing; give one of them");
+  }
+  if (flags.guidance_outside) {
+    DND_RETURN_IF_ERROR(
+        CheckNumber("--guidance-outside", *flags.guidance_outside, 0, /*lo_open=*/false, 1));
+    spec.guidance_outside = *flags.guidance_outside;
+  }
   if (flags.guidance_region) {
     if (*flags.guidance_region == "own") {
-      spec.guidance_region = protocol::GuidanceRegion::kOwn;
+      spec.guidance_outside = 0.0;
     } else if (*flags.guidance_region == "everywhere") {
-      spec.guidance_region = protocol::GuidanceRegion::kEverywhere;
+      spec.guidance_outside = 1.0;
     } else {
       return InvalidArgumentError("--guidance-region '" + *flags.guidance_region +
                                   "' is not one of: own, everywhere");

@@ -35,11 +35,12 @@ struct JobSpecFlags {
   std::optional<double> eta;
   std::optional<double> beta;
   std::optional<double> gamma;
-  std::optional<std::string> guidance_region;  // own | everywhere
+  std::optional<double> guidance_outside;      // [0, 1]
+  std::optional<std::string> guidance_region;  // own | everywhere: guidance_outside 0 | 1
 };
 
 // Adds --expert, --strategy, --layout, --fairness, --rho, --epsilon, --utility, --steps, --seed,
-// --cfg, --eta, --beta, --gamma, --guidance-region to `command`, writing into `flags` (which must
+// --cfg, --eta, --beta, --gamma, --guidance-outside, --guidance-region to `command`, writing into `flags` (which must
 // outlive parsing).
 void AddJobSpecFlags(CLI::App& command, JobSpecFlags& flags);
 

@@ -48,10 +48,16 @@ Status CompositeMean(const CompositeInputs& in, std::span<float> out) {
       !std::isfinite(in.noise_level)) {
     return InvalidArgumentError("gamma and noise_level must be finite and >= 0");
   }
-  // Guidance scale gamma * sigma_t / rms(g), g = sum_i Q_i ⊙ g_i or sum_i g_i (first pass over
-  // the gradients). Expert i's weight at element k is Q_ij (position j = k mod m), or 1.
-  const bool own_region = in.guidance_own_region;
-  auto gradient_weight = [&](size_t i, size_t k) { return own_region ? in.q[i * m + k % m] : 1.0; };
+  if (!(in.guidance_outside >= 0 && in.guidance_outside <= 1)) {
+    return InvalidArgumentError("guidance_outside = " + std::to_string(in.guidance_outside) +
+                                " is outside [0, 1]");
+  }
+  // Guidance scale gamma * sigma_t / rms(g), g = sum_i W_i ⊙ g_i (first pass over the
+  // gradients). Expert i's weight at element k is W_ij = (1 - w) Q_ij + w (position j = k mod m):
+  // exactly Q_ij at w = 0 and exactly 1 at w = 1.
+  const double outside = in.guidance_outside;
+  const double inside = 1.0 - outside;
+  auto gradient_weight = [&](size_t i, size_t k) { return inside * in.q[i * m + k % m] + outside; };
   double guidance_scale = 0;
   const bool guided = !in.gradients.empty() && in.gamma > 0;
   if (guided) {
@@ -102,11 +108,9 @@ Status CompositeMean(const CompositeInputs& in, std::span<float> out) {
       if (guidance_scale != 0) {
         for (size_t gi = 0; gi < in.gradients.size(); ++gi) {
           const float* __restrict g = in.gradients[gi].data() + offset;
-          if (own_region) {
-            const double* __restrict qi = in.q.data() + gi * m + j0;
-            for (size_t j = 0; j < len; ++j) acc[j] += guidance_scale * qi[j] * g[j];
-          } else {
-            for (size_t j = 0; j < len; ++j) acc[j] += guidance_scale * g[j];
+          const double* __restrict qi = in.q.data() + gi * m + j0;
+          for (size_t j = 0; j < len; ++j) {
+            acc[j] += guidance_scale * (inside * qi[j] + outside) * g[j];
           }
         }
       }

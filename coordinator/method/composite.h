@@ -24,18 +24,19 @@ struct CompositeInputs {
   double gamma = 0;        // guidance strength; 0 disables guidance
   double noise_level = 0;  // sigma_t = sqrt(1 - alphas_cumprod[t]) (METHOD.md decision)
   double noise_std = 0;    // standard deviation of the sampler's noise (DDIM eta term)
-  // true: expert i's gradient acts only where it is responsible, g = sum_i Q_i ⊙ g_i (the
-  // project's default, docs/method.md "Guidance confined to the expert's region"); false:
-  // g = sum_i g_i everywhere, METHOD.md's formula taken literally.
-  bool guidance_own_region = true;
+  // Weight w in [0, 1] of expert i's gradient outside its own region (docs/method.md decision
+  // 11): expert i's gradient is weighted by W_ij = Q_ij + w (1 - Q_ij) = (1 - w) Q_ij + w.
+  // 0: it acts only where the expert is responsible, g = sum_i Q_i ⊙ g_i; 1: everywhere,
+  // g = sum_i g_i, METHOD.md's formula taken literally. Both ends are exact.
+  double guidance_outside = 0.0;
 };
 
 // mu_c = sum_{i<n} Q_i ⊙ mu_i + Q_n ⊙ (1/n) sum_i mu_i + gamma sigma_t g / rms(g),
-// computed as sum_i (Q_ij + Q_nj / n) mu_i[c, j] + guidance; g = sum_i Q_i ⊙ g_i
-// (guidance_own_region, the default) or sum_i g_i, and rms(g) = sqrt(mean over all C*m elements
-// of g^2); g == 0 everywhere (or gamma == 0) adds nothing.
-// InvalidArgument on a size mismatch, num_channels < 1, gamma/noise_level < 0, or a non-finite
-// gradient. out: C x H x W.
+// computed as sum_i (Q_ij + Q_nj / n) mu_i[c, j] + guidance; g = sum_i W_i ⊙ g_i with
+// W_i = (1 - guidance_outside) Q_i + guidance_outside, and rms(g) = sqrt(mean over all C*m
+// elements of g^2); g == 0 everywhere (or gamma == 0) adds nothing.
+// InvalidArgument on a size mismatch, num_channels < 1, gamma/noise_level < 0, guidance_outside
+// outside [0, 1], or a non-finite gradient. out: C x H x W.
 Status CompositeMean(const CompositeInputs& in, std::span<float> out);
 
 // x_{t-1} = CompositeMean(in) + noise_std * z, z from generator's (sample, kStepNoise, step)

@@ -220,7 +220,7 @@ Status Strategy::Finish(std::span<const std::span<const float>> gradients,
   in.num_channels = shape_.channels;
   if (WantsGradients()) in.gradients = gradients;
   in.gamma = options_.gamma;
-  in.guidance_own_region = options_.guidance_own_region;
+  in.guidance_outside = options_.guidance_outside;
   in.noise_level = step_.noise_level;
   in.noise_std = step_.noise_std;
   ready_ = false;

@@ -36,8 +36,9 @@ struct StrategyOptions {
   ScheduleConfig schedule;
   AllocationOptions allocation;  // dnd only
   double gamma = 0.01;           // dnd guidance strength (METHOD.md); 0 = no guidance round trip
-  // dnd: each expert's guidance gradient acts only on its own region (CompositeInputs).
-  bool guidance_own_region = true;
+  // dnd: weight of each expert's guidance gradient outside its own region, in [0, 1]
+  // (CompositeInputs::guidance_outside): 0 = only its own region, 1 = everywhere.
+  double guidance_outside = 0.0;
   // dnd: standard deviation, in latent positions, of the Gaussian blur applied to every expert's
   // utility map before the allocation (SmoothMap; docs/method.md decision 12); 0 = none.
   double utility_smoothing = 2.0;

@@ -40,9 +40,9 @@ struct JobDefaults {
   // METHOD.md's prototype value 0.1 was measured on pixel-space experts with unconfined guidance.
   double gamma = 0.01;
   double rho = 1.0;  // proportional fairness share
-  // Where an expert's guidance gradient acts (docs/method.md, "Guidance confined to the expert's
-  // region"): kOwn = only on its own region, kEverywhere = METHOD.md literally.
-  protocol::GuidanceRegion guidance_region = protocol::GuidanceRegion::kOwn;
+  // Weight of an expert's guidance gradient outside its own region (docs/method.md decision 11):
+  // 0 = only on its own region, 1 = everywhere (METHOD.md literally).
+  double guidance_outside = 0.0;
   // Gaussian blur (standard deviation in latent positions) of every utility map before the
   // allocation (docs/method.md decision 12); 0 = none. A coordinator setting, not per job.
   double utility_smoothing = 2.0;

@@ -58,9 +58,7 @@ protocol::JobSpec ApplyDefaults(protocol::JobSpec spec, const JobDefaults& defau
   if (spec.cfg_scale == 0.0f) spec.cfg_scale = defaults.cfg_scale;
   if (spec.eta < 0) spec.eta = defaults.eta;
   if (spec.gamma < 0) spec.gamma = defaults.gamma;
-  if (spec.guidance_region == protocol::GuidanceRegion::kDefault) {
-    spec.guidance_region = defaults.guidance_region;
-  }
+  if (spec.guidance_outside < 0) spec.guidance_outside = defaults.guidance_outside;
   if (spec.beta == 0) {
     spec.beta = spec.utility == protocol::UtilityKind::kAttention ? defaults.beta_attention
                                                                   : defaults.beta_score;
@@ -84,6 +82,7 @@ StatusOr<ResolvedJob> ResolveJob(const protocol::JobSpec& raw, const JobDefaults
   DND_RETURN_IF_ERROR(CheckRange(spec.eta, 0, 1, "eta"));
   DND_RETURN_IF_ERROR(CheckRange(spec.beta, 0, 1e6, "beta", /*lo_open=*/true));
   DND_RETURN_IF_ERROR(CheckRange(spec.gamma, 0, 10, "gamma"));
+  DND_RETURN_IF_ERROR(CheckRange(spec.guidance_outside, 0, 1, "guidance outside"));
   DND_RETURN_IF_ERROR(CheckRange(spec.fairness.rho, 0, 1, "rho", /*lo_open=*/true));
   DND_RETURN_IF_ERROR(CheckRange(spec.fairness.epsilon, 0, 1, "epsilon"));
 
@@ -155,7 +154,7 @@ StatusOr<ResolvedJob> ResolveJob(const protocol::JobSpec& raw, const JobDefaults
   s.allocation.epsilon = spec.fairness.epsilon;
   s.allocation.beta = spec.beta;
   s.gamma = spec.gamma;
-  s.guidance_own_region = spec.guidance_region != protocol::GuidanceRegion::kEverywhere;
+  s.guidance_outside = spec.guidance_outside;
   s.utility_smoothing = defaults.utility_smoothing;
   if (!spec.layout.empty()) {
     if (spec.strategy != protocol::Strategy::kMultiDiffusion) {

@@ -61,7 +61,7 @@ json SpecJson(const protocol::JobSpec& s) {
           {"eta", s.eta},
           {"beta", s.beta},
           {"gamma", s.gamma},
-          {"guidance_region", protocol::GuidanceRegionName(s.guidance_region)},
+          {"guidance_outside", s.guidance_outside},
           {"layout_masks", s.layout.size()},
           {"beta_schedule", s.schedule_name},
           {"timestep_spacing", s.timestep_spacing},

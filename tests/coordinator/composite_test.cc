@@ -81,8 +81,8 @@ TEST(CompositeTest, LiteralGuidanceIsANormalisedStepOfLengthGammaSigma) {
   }
   const double gamma = 0.3, sigma = 0.7;
   std::vector<float> plain(numel), guided(numel);
-  ASSERT_TRUE(CompositeMean({mus, qv, c, {}, gamma, sigma, 0.0, false}, plain).ok());
-  ASSERT_TRUE(CompositeMean({mus, qv, c, gs, gamma, sigma, 0.0, false}, guided).ok());
+  ASSERT_TRUE(CompositeMean({mus, qv, c, {}, gamma, sigma, 0.0, /*guidance_outside=*/1.0}, plain).ok());
+  ASSERT_TRUE(CompositeMean({mus, qv, c, gs, gamma, sigma, 0.0, /*guidance_outside=*/1.0}, guided).ok());
   double sum_sq = 0;
   for (size_t k = 0; k < numel; ++k) {
     const double gk = static_cast<double>(g[0][k]) + g[1][k];
@@ -102,7 +102,7 @@ TEST(CompositeTest, LiteralGuidanceIsANormalisedStepOfLengthGammaSigma) {
   const std::vector<std::vector<float>> zeros(n, std::vector<float>(numel, 0.0f));
   const auto zs = Spans(zeros);
   std::vector<float> zero_guided(numel);
-  ASSERT_TRUE(CompositeMean({mus, qv, c, zs, gamma, sigma, 0.0, false}, zero_guided).ok());
+  ASSERT_TRUE(CompositeMean({mus, qv, c, zs, gamma, sigma, 0.0, /*guidance_outside=*/1.0}, zero_guided).ok());
   EXPECT_EQ(zero_guided, plain);
 }
 
@@ -127,7 +127,7 @@ TEST(CompositeTest, GuidanceActsOnlyInEachExpertsRegion) {
   const double gamma = 0.2, sigma = 0.9;
   std::vector<float> plain(numel), guided(numel);
   CompositeInputs in{mus, qv, c, {}, gamma, sigma, 0.0};
-  ASSERT_TRUE(in.guidance_own_region);  // the default
+  ASSERT_EQ(in.guidance_outside, 0.0);  // the default
   ASSERT_TRUE(CompositeMean(in, plain).ok());
   in.gradients = gs;
   ASSERT_TRUE(CompositeMean(in, guided).ok());
@@ -147,12 +147,53 @@ TEST(CompositeTest, GuidanceActsOnlyInEachExpertsRegion) {
     if (j >= 4 && j < 8) EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * g[1][k] / rms, 1e-5);
   }
   // Literal guidance differs on the same inputs (the test can tell the two apart).
-  in.guidance_own_region = false;
+  in.guidance_outside = 1.0;
   std::vector<float> literal(numel);
   ASSERT_TRUE(CompositeMean(in, literal).ok());
   double diff = 0;
   for (size_t k = 0; k < numel; ++k) diff += std::abs(literal[k] - guided[k]);
   EXPECT_GT(diff, 1e-3);
+}
+
+// Between the two: expert i's gradient weighted by Q_ij + w (1 - Q_ij), recomputed here from the
+// formula, with the step still normalised to length gamma * sigma_t.
+TEST(CompositeTest, PartialGuidanceOutsideTheRegionIsWeightedByW) {
+  const int n = 3, c = 2, m = 10;
+  const size_t numel = c * m;
+  const auto mu = RandomFields(n, numel, 24);
+  const auto g = RandomFields(n, numel, 25);
+  const auto mus = Spans(mu), gs = Spans(g);
+  std::vector<double> qv((n + 1) * m);
+  std::mt19937 rng(26);
+  for (int j = 0; j < m; ++j) {
+    double s = 0;
+    for (int i = 0; i <= n; ++i) s += qv[i * m + j] = std::uniform_real_distribution<>(0, 1)(rng);
+    for (int i = 0; i <= n; ++i) qv[i * m + j] /= s;
+  }
+  const double gamma = 0.25, sigma = 0.6;
+  for (const double w : {0.0, 0.3, 0.7, 1.0}) {
+    std::vector<float> plain(numel), guided(numel);
+    CompositeInputs in{mus, qv, c, {}, gamma, sigma, 0.0, w};
+    ASSERT_TRUE(CompositeMean(in, plain).ok());
+    in.gradients = gs;
+    ASSERT_TRUE(CompositeMean(in, guided).ok());
+    std::vector<double> expected_g(numel, 0.0);
+    double sum_sq = 0;
+    for (size_t k = 0; k < numel; ++k) {
+      for (int i = 0; i < n; ++i) expected_g[k] += (qv[i * m + k % m] * (1 - w) + w) * g[i][k];
+      sum_sq += expected_g[k] * expected_g[k];
+    }
+    const double rms = std::sqrt(sum_sq / numel);
+    for (size_t k = 0; k < numel; ++k) {
+      EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * expected_g[k] / rms, 1e-5) << w << " " << k;
+    }
+  }
+  // Out of range: refused, not clamped.
+  std::vector<float> out(numel);
+  for (const double w : {-0.1, 1.5, std::nan("")}) {
+    CompositeInputs in{mus, qv, c, gs, gamma, sigma, 0.0, w};
+    EXPECT_EQ(CompositeMean(in, out).code(), StatusCode::kInvalidArgument) << w;
+  }
 }
 
 TEST(CompositeTest, StepAddsTheSeededNoise) {

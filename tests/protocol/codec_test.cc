@@ -12,8 +12,11 @@
 #include <string>
 #include <vector>
 
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
+#include "protocol/client_link.capnp.h"
 #include "protocol/messages.h"
 
 namespace dnd::protocol {
@@ -121,7 +124,7 @@ SubmitJob SampleSubmitJob() {
   s.spec.layout = {mask, mask};
   s.spec.schedule_name = "scaled_linear";
   s.spec.timestep_spacing = "leading";
-  s.spec.guidance_region = GuidanceRegion::kEverywhere;
+  s.spec.guidance_outside = 0.7;
   return s;
 }
 
@@ -490,6 +493,45 @@ TEST(CodecTest, JobSpecIsValidated) {
   d = DecodeClientToCoordinator(AsBytes(Encode(ClientToCoordinator(s))));
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(std::get<SubmitJob>(*d).spec.steps, 0u);
+}
+
+// A client of the schema before guidanceOutside sent the GuidanceRegion enum: own and everywhere
+// still mean 0 and 1, default leaves the coordinator's default, an unknown value is refused.
+TEST(CodecTest, OlderGuidanceRegionEnumMapsToGuidanceOutside) {
+  const auto submit = [](wire::GuidanceRegion region, double outside) {
+    capnp::MallocMessageBuilder builder;
+    auto root = builder.initRoot<wire::ClientToCoordinator>();
+    root.setProtocolVersion(wire::PROTOCOL_VERSION);
+    auto spec = root.initBody().initSubmitJob().initSpec();
+    auto expert = spec.initExperts(1)[0];
+    expert.setExpertName("footwear");
+    expert.setConcept("sneaker");
+    expert.setWeight(1.0f);
+    spec.setGuidanceRegion(region);
+    if (outside >= 0) spec.setGuidanceOutside(outside);
+    const kj::Array<capnp::word> words = capnp::messageToFlatArray(builder);
+    const auto bytes = words.asBytes();
+    return DecodeClientToCoordinator(std::span<const uint8_t>(bytes.begin(), bytes.size()));
+  };
+  const auto outside_of = [](const StatusOr<ClientToCoordinator>& d) {
+    return std::get<SubmitJob>(*d).spec.guidance_outside;
+  };
+  auto d = submit(wire::GuidanceRegion::OWN, -1);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(outside_of(d), 0.0);
+  d = submit(wire::GuidanceRegion::EVERYWHERE, -1);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(outside_of(d), 1.0);
+  d = submit(wire::GuidanceRegion::DEFAULT, -1);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_LT(outside_of(d), 0.0);
+  // The new field wins when both are set.
+  d = submit(wire::GuidanceRegion::EVERYWHERE, 0.4);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(outside_of(d), 0.4);
+  d = submit(static_cast<wire::GuidanceRegion>(7), -1);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(CodecTest, OverlongNamesAreInvalidArgument) {

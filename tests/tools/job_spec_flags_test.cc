@@ -57,7 +57,7 @@ TEST(JobSpecFlagsTest, UnsetNumbersAskForTheCoordinatorsDefaults) {
   EXPECT_FALSE(spec->fairness.envy_free);
   EXPECT_FALSE(spec->fairness.equitable);
   EXPECT_TRUE(spec->layout.empty());
-  EXPECT_EQ(spec->guidance_region, protocol::GuidanceRegion::kDefault);
+  EXPECT_LT(spec->guidance_outside, 0.0);  // unset: the coordinator's default
 }
 
 TEST(JobSpecFlagsTest, EveryNumberIsCarriedOver) {
@@ -96,10 +96,18 @@ TEST(JobSpecFlagsTest, EveryNumberIsCarriedOver) {
   EXPECT_EQ(spec->fairness.epsilon, 0.1);
   EXPECT_EQ(spec->utility, protocol::UtilityKind::kAttention);
   EXPECT_EQ(spec->strategy, protocol::Strategy::kAveraging);
-  EXPECT_EQ(spec->guidance_region, protocol::GuidanceRegion::kEverywhere);
+  EXPECT_EQ(spec->guidance_outside, 1.0);
   auto own = Build({"--expert", "a:b", "--guidance-region", "own"});
   ASSERT_TRUE(own.ok()) << own.status().ToString();
-  EXPECT_EQ(own->guidance_region, protocol::GuidanceRegion::kOwn);
+  EXPECT_EQ(own->guidance_outside, 0.0);
+  auto partial = Build({"--expert", "a:b", "--guidance-outside", "0.35"});
+  ASSERT_TRUE(partial.ok()) << partial.status().ToString();
+  EXPECT_EQ(partial->guidance_outside, 0.35);
+  // The shorthand and the weight set the same field: giving both is refused.
+  EXPECT_EQ(Build({"--expert", "a:b", "--guidance-outside", "0.5", "--guidance-region", "own"})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
 }
 
 protocol::ExpertInfo Listed(const std::string& name, std::vector<protocol::UtilityKind> kinds) {
@@ -174,7 +182,9 @@ TEST(JobSpecFlagsTest, NumbersOutOfRangeOrNotFiniteAreRefused) {
       {"--cfg", "-1"},        {"--eta", "1.5"},     {"--eta", "-0.1"},
       {"--beta", "0"},        {"--beta", "nan"},    {"--gamma", "-1"},
       {"--rho", "0"},         {"--rho", "1.5"},     {"--epsilon", "-1"},
-      {"--strategy", "best"}, {"--utility", "joy"}, {"--guidance-region", "mine"}};
+      {"--strategy", "best"}, {"--utility", "joy"}, {"--guidance-region", "mine"},
+      {"--guidance-outside", "-0.1"}, {"--guidance-outside", "1.01"},
+      {"--guidance-outside", "nan"}};
   for (const auto& flags : bad) {
     std::vector<std::string> args = {"--expert", "a:b"};
     args.insert(args.end(), flags.begin(), flags.end());

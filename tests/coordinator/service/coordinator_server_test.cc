@@ -208,8 +208,8 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
   EXPECT_EQ(files->files[3].data.size(), 128u + 64 * 64 * 4) << "latent.npy: header + 1x64x64";
   EXPECT_EQ(record["seed"], 7);
   EXPECT_EQ(record["spec"]["strategy"], "dnd");
-  // Unset in the spec: the coordinator's default, guidance confined to each expert's region.
-  EXPECT_EQ(record["spec"]["guidance_region"], "own");
+  // Unset in the spec: the coordinator's default weight of guidance outside each expert's region.
+  EXPECT_EQ(record["spec"]["guidance_outside"], JobDefaults{}.guidance_outside);
   EXPECT_EQ(record["utility_smoothing"], 2.0);  // the coordinator's default blur of utility maps
   ASSERT_EQ(record["steps"].size(), 8u);
   for (const auto& step : record["steps"]) {
@@ -257,6 +257,14 @@ TEST_F(Federation, RefusesBadSpecsSayingWhatIsAvailable) {
   ASSERT_NE(e3, nullptr);
   EXPECT_EQ(e3->code, StatusCode::kInvalidArgument);
   EXPECT_NE(e3->message.find("gamma"), std::string::npos) << e3->message;
+
+  protocol::JobSpec bad_outside = TwoExpertSpec(4);
+  bad_outside.guidance_outside = 1.5;  // a weight in [0, 1]; negative is "default"
+  auto r5 = Ask(protocol::SubmitJob{.client_token = "", .spec = bad_outside});
+  auto* e5 = std::get_if<protocol::ErrorReply>(&r5);
+  ASSERT_NE(e5, nullptr);
+  EXPECT_EQ(e5->code, StatusCode::kInvalidArgument);
+  EXPECT_NE(e5->message.find("guidance outside = 1.5"), std::string::npos) << e5->message;
 
   auto r4 = Ask(protocol::GetStatus{.job_id = "j-999999"});
   auto* e4 = std::get_if<protocol::ErrorReply>(&r4);
