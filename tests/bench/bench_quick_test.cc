@@ -154,6 +154,50 @@ TEST(BenchQuickTest, QuickComposeProducesTablesWhoseCountsAddUp) {
   for (const std::string& f : *grids) EXPECT_TRUE(std::filesystem::exists(f)) << f;
 }
 
+// The sweep's third axis (guidance outside the region) on a cut-down tuning subset: one point per
+// (beta, gamma, outside), counts that add up, and the axis in the JSON and the markdown.
+TEST(BenchQuickTest, SweepHasAPointPerGuidanceOutsideWeight) {
+  auto file = LoadSuiteFile(kSuiteFile);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  ASSERT_FALSE(file->tuning.empty());
+  // Two pairs of the tuning subset with one seed each, and no triples: seconds, not minutes.
+  Suite tuning = file->tuning.front();
+  tuning.prompts.resize(2);
+  for (Prompt& p : tuning.prompts) p.seeds.resize(1);
+  file->tuning = {tuning};
+  StandInJudge judge;
+  ComposeBenchOptions options;
+  options.domain = "exact";
+  options.sweep_only = true;
+  options.sweep_betas = {0.0003};
+  options.sweep_gammas = {0.01};
+  options.sweep_outsides = {0.0, 0.5, 1.0};
+  options.steps = 4;
+  options.data_dir = std::string(experts::kDefaultFashionMnistDir);
+  auto report = RunComposeBench(options, *file, ExactExperts(file->expert_order), PixelDecoder(),
+                                judge);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->suites.empty());  // --sweep-only
+  ASSERT_EQ(report->sweep.size(), 3u);
+  const nlohmann::json json = ComposeReportJson(*report);
+  const std::string markdown = ComposeReportMarkdown(*report);
+  EXPECT_NE(markdown.find("| beta | gamma | outside |"), std::string::npos) << markdown;
+  for (size_t k = 0; k < report->sweep.size(); ++k) {
+    const SweepPoint& point = report->sweep[k];
+    ASSERT_TRUE(point.guidance_outside.has_value());
+    EXPECT_EQ(*point.guidance_outside, options.sweep_outsides[k]);
+    EXPECT_EQ(point.beta, 0.0003);
+    EXPECT_EQ(point.gamma, 0.01);
+    ASSERT_EQ(point.suites.size(), 1u);
+    EXPECT_EQ(point.total.images, 2);
+    EXPECT_EQ(point.total.failed_images, 0);
+    EXPECT_EQ(point.total.missing_images + point.total.correct_images, point.total.images);
+    EXPECT_EQ(json["sweep"][k]["guidance_outside"], options.sweep_outsides[k]);
+    EXPECT_EQ(json["sweep"][k]["total"]["images"], 2);
+  }
+  EXPECT_NE(markdown.find("| 0.00030 | 0.010 | 0.50 |"), std::string::npos) << markdown;
+}
+
 // Mass of a canvas outside the columns [from, to).
 double MassOutsideColumns(const std::vector<float>& canvas, int from, int to) {
   double mass = 0;

@@ -255,6 +255,11 @@ void RegisterBenchCommand(CLI::App& app) {
     cmd->add_option("--sweep-gamma", options->sweep_gammas,
                     "gammas of the sweep (default: 0, 0.003, 0.01, 0.03)")
         ->delimiter(',');
+    cmd->add_option("--sweep-guidance-outside", options->sweep_outsides,
+                    "weights of guidance outside each expert's region, a third axis of the sweep "
+                    "(default: the coordinator's only)")
+        ->delimiter(',')
+        ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--steps", *steps, "denoising steps (default: the coordinator's, 50)");
     cmd->add_option("--cfg", *cfg, "classifier-free guidance scale (default: the coordinator's)");
     cmd->add_option("--utility-smoothing", options->utility_smoothing,

@@ -56,6 +56,7 @@ struct Overrides {
   std::optional<double> cfg;
   std::optional<double> beta;
   std::optional<double> gamma;
+  std::optional<double> guidance_outside;
 };
 
 StatusOr<protocol::JobSpec> BuildSpec(const SuiteFile& file, const Prompt& prompt, uint64_t seed,
@@ -68,7 +69,11 @@ StatusOr<protocol::JobSpec> BuildSpec(const SuiteFile& file, const Prompt& promp
   flags.strategy = WireStrategyName(strategy.strategy);
   flags.utility = strategy.utility == protocol::UtilityKind::kAttention ? "attention" : "score";
   if (strategy.fairness_none) flags.fairness = {"none"};
-  if (strategy.guidance_everywhere) flags.guidance_region = "everywhere";
+  if (strategy.guidance_everywhere) {
+    flags.guidance_region = "everywhere";
+  } else if (overrides.guidance_outside) {
+    flags.guidance_outside = overrides.guidance_outside;
+  }
   flags.gamma = overrides.gamma ? overrides.gamma : strategy.gamma;
   flags.beta = overrides.beta;
   if (overrides.steps) flags.steps = *overrides.steps;
@@ -461,42 +466,46 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
     }
     std::vector<double> gammas = options.sweep_gammas;
     if (gammas.empty()) gammas = {0.0, 0.003, 0.01, 0.03};
+    std::vector<std::optional<double>> outsides(options.sweep_outsides.begin(),
+                                                options.sweep_outsides.end());
+    if (outsides.empty()) outsides = {std::nullopt};
     DND_ASSIGN_OR_RETURN(StrategySpec dnd, FindStrategy("dnd"));
     std::vector<Cell> cells;
+    std::vector<SweepPoint> points;
     for (double beta : betas) {
       for (double gamma : gammas) {
-        Overrides o = overrides;
-        o.beta = beta;
-        o.gamma = gamma;
-        for (const Suite& tuning : file.tuning) {
-          cells.push_back(
-              {&tuning, dnd, o,
-               "sweep beta " + Fixed(beta, 5) + " gamma " + Fixed(gamma, 3) + " / " + tuning.name});
+        for (const std::optional<double>& outside : outsides) {
+          Overrides o = overrides;
+          o.beta = beta;
+          o.gamma = gamma;
+          o.guidance_outside = outside;
+          for (const Suite& tuning : file.tuning) {
+            cells.push_back({&tuning, dnd, o,
+                             "sweep beta " + Fixed(beta, 5) + " gamma " + Fixed(gamma, 3) +
+                                 (outside ? " outside " + Fixed(*outside, 2) : std::string()) +
+                                 " / " + tuning.name});
+          }
+          points.push_back({.beta = beta, .gamma = gamma, .guidance_outside = outside});
         }
       }
     }
     DND_ASSIGN_OR_RETURN(std::vector<StrategyRun> runs,
                          RunCells(options, file, cells, *federation, decode, judge, "sweep"));
     size_t c = 0;
-    for (double beta : betas) {
-      for (double gamma : gammas) {
-        SweepPoint point;
-        point.beta = beta;
-        point.gamma = gamma;
-        std::vector<JudgedImage> all;
-        for (const Suite& tuning : file.tuning) {
-          StrategyRun& run = runs[c++];
-          // Prompt indices of different suites must not collide in the total.
-          for (JudgedImage image : run.images) {
-            image.prompt += static_cast<int>(point.suites.size()) * 100000;
-            all.push_back(std::move(image));
-          }
-          point.suites.emplace_back(tuning.name, run.tally);
+    for (SweepPoint& point : points) {
+      std::vector<JudgedImage> all;
+      for (const Suite& tuning : file.tuning) {
+        StrategyRun& run = runs[c++];
+        // Prompt indices of different suites must not collide in the total.
+        for (JudgedImage image : run.images) {
+          image.prompt += static_cast<int>(point.suites.size()) * 100000;
+          all.push_back(std::move(image));
         }
-        point.total = Count(all);
-        point.total.wall_seconds = runs.empty() ? 0.0 : runs.front().tally.wall_seconds;
-        report.sweep.push_back(std::move(point));
+        point.suites.emplace_back(tuning.name, run.tally);
       }
+      point.total = Count(all);
+      point.total.wall_seconds = runs.empty() ? 0.0 : runs.front().tally.wall_seconds;
+      report.sweep.push_back(std::move(point));
     }
   }
   report.wall_seconds = SecondsSince(start);
@@ -528,6 +537,9 @@ json ComposeReportJson(const ComposeReport& report) {
     sweep.push_back({{"strategy", "dnd"},
                      {"beta", point.beta},
                      {"gamma", point.gamma},
+                     {"guidance_outside", point.guidance_outside
+                                              ? json(*point.guidance_outside)
+                                              : json("default")},
                      {"suites", per_suite},
                      {"total", TallyJson(point.total)}});
   }
@@ -563,15 +575,16 @@ std::string ComposeReportMarkdown(const ComposeReport& report) {
     out += "\n";
   }
   if (!report.sweep.empty()) {
-    out += "### sweep (dnd, attention utility, tuning subset)\n\n| beta | gamma |";
-    std::string rule = "|---|---|";
+    out += "### sweep (dnd, attention utility, tuning subset)\n\n| beta | gamma | outside |";
+    std::string rule = "|---|---|---|";
     for (const auto& [name, tally] : report.sweep.front().suites) {
       out += " %images " + name + " |";
       rule += "---|";
     }
     out += " %images all | %prompts all | mean job (s) |\n" + rule + "---|---|---|\n";
     for (const SweepPoint& p : report.sweep) {
-      out += "| " + Fixed(p.beta, 5) + " | " + Fixed(p.gamma, 3) + " |";
+      out += "| " + Fixed(p.beta, 5) + " | " + Fixed(p.gamma, 3) + " | " +
+             (p.guidance_outside ? Fixed(*p.guidance_outside, 2) : std::string("default")) + " |";
       for (const auto& [name, tally] : p.suites) {
         out += " " + Fixed(tally.PercentImages(), 1) + " (" + std::to_string(tally.correct_images) +
                "/" + std::to_string(tally.images) + ") |";

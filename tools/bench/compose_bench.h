@@ -79,6 +79,7 @@ struct ComposeBenchOptions {
   bool sweep_only = false;                  // only the sweep
   std::vector<double> sweep_betas;          // empty = {1/3, 1, 3} x the coordinator's default
   std::vector<double> sweep_gammas;         // empty = {0, 0.003, 0.01, 0.03}
+  std::vector<double> sweep_outsides;       // guidance outside the region; empty = the default
   double default_beta_attention = 0.0003;   // what the sweep's beta multipliers scale
   std::optional<int> steps;                 // unset = the coordinator's default (quick: the file's)
   std::optional<double> cfg;                // unset = the coordinator's default
@@ -111,6 +112,7 @@ struct SuiteReport {
 struct SweepPoint {
   double beta = 0;
   double gamma = 0;
+  std::optional<double> guidance_outside;             // unset = the coordinator's default
   std::vector<std::pair<std::string, Tally>> suites;  // tuning suite -> counts
   Tally total;                                        // all tuning images together
 };
