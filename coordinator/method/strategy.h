@@ -35,10 +35,11 @@ struct StrategyOptions {
   StrategyKind kind = StrategyKind::kDivideAndDenoise;
   ScheduleConfig schedule;
   AllocationOptions allocation;  // dnd only
-  double gamma = 0.01;           // dnd guidance strength (METHOD.md); 0 = no guidance round trip
+  double gamma = 0.02;           // dnd guidance strength (METHOD.md); 0 = no guidance round trip
   // dnd: weight of each expert's guidance gradient outside its own region, in [0, 1]
-  // (CompositeInputs::guidance_outside): 0 = only its own region, 1 = everywhere.
-  double guidance_outside = 0.0;
+  // (CompositeInputs::guidance_outside): 0 = only its own region, 1 = everywhere. The
+  // coordinator's default (JobDefaults).
+  double guidance_outside = 0.5;
   // dnd: standard deviation, in latent positions, of the Gaussian blur applied to every expert's
   // utility map before the allocation (SmoothMap; docs/method.md decision 12); 0 = none.
   double utility_smoothing = 2.0;

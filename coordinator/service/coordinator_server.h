@@ -36,13 +36,15 @@ struct JobDefaults {
   // KL weight with the attention utility, at 4096 positions (the paper's 0.001; 0.0003 chosen by
   // the sweep on the trained experts, docs/results.md).
   double beta_attention = 0.0003;
-  // Guidance step (METHOD.md decision): 0.01 chosen by the same sweep (docs/results.md);
-  // METHOD.md's prototype value 0.1 was measured on pixel-space experts with unconfined guidance.
-  double gamma = 0.01;
+  // Guidance step (METHOD.md decision): 0.02, chosen with guidance_outside by the sweep on the
+  // tuning subset (docs/results.md; 0.01 before, with guidance confined to the region); METHOD.md's
+  // prototype value 0.1 was measured on pixel-space experts with unconfined guidance.
+  double gamma = 0.02;
   double rho = 1.0;  // proportional fairness share
   // Weight of an expert's guidance gradient outside its own region (docs/method.md decision 11):
-  // 0 = only on its own region, 1 = everywhere (METHOD.md literally).
-  double guidance_outside = 0.0;
+  // 0 = only on its own region, 1 = everywhere (METHOD.md literally). 0.5 chosen by the sweep on
+  // the tuning subset (docs/results.md: 53% of its images against 29% at 0 and 12% at 1).
+  double guidance_outside = 0.5;
   // Gaussian blur (standard deviation in latent positions) of every utility map before the
   // allocation (docs/method.md decision 12); 0 = none. A coordinator setting, not per job.
   double utility_smoothing = 2.0;

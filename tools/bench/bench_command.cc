@@ -253,7 +253,7 @@ void RegisterBenchCommand(CLI::App& app) {
                     "betas of the sweep (default: 1/3, 1 and 3 times 0.0003)")
         ->delimiter(',');
     cmd->add_option("--sweep-gamma", options->sweep_gammas,
-                    "gammas of the sweep (default: 0, 0.003, 0.01, 0.03)")
+                    "gammas of the sweep (default: 0, 0.01, 0.02, 0.03)")
         ->delimiter(',');
     cmd->add_option("--sweep-guidance-outside", options->sweep_outsides,
                     "weights of guidance outside each expert's region, a third axis of the sweep "

@@ -465,7 +465,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
       for (double m : {1.0 / 3, 1.0, 3.0}) betas.push_back(m * options.default_beta_attention);
     }
     std::vector<double> gammas = options.sweep_gammas;
-    if (gammas.empty()) gammas = {0.0, 0.003, 0.01, 0.03};
+    if (gammas.empty()) gammas = {0.0, 0.01, 0.02, 0.03};
     std::vector<std::optional<double>> outsides(options.sweep_outsides.begin(),
                                                 options.sweep_outsides.end());
     if (outsides.empty()) outsides = {std::nullopt};

@@ -78,7 +78,7 @@ struct ComposeBenchOptions {
   bool sweep = false;                       // run the beta/gamma sweep (on the tuning subset) too
   bool sweep_only = false;                  // only the sweep
   std::vector<double> sweep_betas;          // empty = {1/3, 1, 3} x the coordinator's default
-  std::vector<double> sweep_gammas;         // empty = {0, 0.003, 0.01, 0.03}
+  std::vector<double> sweep_gammas;         // empty = {0, 0.01, 0.02, 0.03}
   std::vector<double> sweep_outsides;       // guidance outside the region; empty = the default
   double default_beta_attention = 0.0003;   // what the sweep's beta multipliers scale
   std::optional<int> steps;                 // unset = the coordinator's default (quick: the file's)
