@@ -1,9 +1,11 @@
 #!/bin/bash
 # Re-measures everything docs/results.md and docs/benchmarks/experts.md report, into OUT (default
-# ./bench-results): the experts' gate and the composition benchmark (pairs, triples, the beta/gamma
-# sweep) in both domains. Each step writes its JSON, markdown, log and grids when it finishes, so a
-# run that is stopped keeps what it did. Usage: tools/bench/run_results.sh [DND_BINARY] [OUT]
-# Long: on the 2-core VM the exact domain alone takes over an hour (docs/results.md, "Cost").
+# ./bench-results): the experts' gate and the composition benchmark (pairs, triples, the sweeps of
+# beta x gamma and of the guidance outside the region) in both domains. Each step writes its JSON,
+# markdown, log and grids when it finishes, so a run that is stopped keeps what it did.
+# Usage: tools/bench/run_results.sh [DND_BINARY] [OUT]
+# Long: on the 2-core VM each domain's suites take 12-14 min and each neural sweep 15-20 min
+# (docs/results.md, "Cost").
 set -u
 DND=${1:-build/bin/dnd}
 OUT=${2:-bench-results}
@@ -23,6 +25,9 @@ run compose_neural_triples bench compose --domain neural --suites triples \
   --json "$OUT/compose_neural_triples.json" --grid-dir "$OUT/grids"
 run compose_neural_sweep bench compose --domain neural --sweep-only \
   --json "$OUT/compose_neural_sweep.json"
+run compose_neural_sweep_outside bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
+  --sweep-gamma 0.01,0.02 --sweep-guidance-outside 0,0.3,0.5,0.7,1 \
+  --json "$OUT/compose_neural_sweep_outside.json"
 run experts_exact bench experts --domain exact --json "$OUT/experts_exact.json" --grid-dir "$OUT/grids"
 run compose_exact_triples bench compose --domain exact --suites triples \
   --json "$OUT/compose_exact_triples.json" --grid-dir "$OUT/grids"
