@@ -4,8 +4,8 @@
 # beta x gamma and of the guidance outside the region) in both domains. Each step writes its JSON,
 # markdown, log and grids when it finishes, so a run that is stopped keeps what it did.
 # Usage: tools/bench/run_results.sh [DND_BINARY] [OUT]
-# Long: on the 2-core VM each domain's suites take 12-14 min and each neural sweep 15-20 min
-# (docs/results.md, "Cost").
+# Long: on the 2-core VM each domain's suites took 12-14 min alone; the two sweeps (1080 and 900
+# jobs) were not timed whole, 180 sweep jobs took 135-168 s alone (docs/results.md, "Cost").
 set -u
 DND=${1:-build/bin/dnd}
 OUT=${2:-bench-results}
