@@ -509,13 +509,13 @@ StatusOr<JobSpec> ReadJobSpec(wire::JobSpec::Reader r) {
   s.guidance_outside = r.getGuidanceOutside();
   DND_RETURN_IF_ERROR(RequireFinite(s.guidance_outside, "spec.guidanceOutside"));
   if (s.guidance_outside < 0) {  // unset: a client of the older schema may have sent the enum
-    switch (static_cast<uint16_t>(r.getGuidanceRegion())) {
-      case 0:  // default
+    switch (r.getGuidanceRegion()) {
+      case wire::GuidanceRegion::DEFAULT:
         break;
-      case 1:  // own
+      case wire::GuidanceRegion::OWN:
         s.guidance_outside = 0.0;
         break;
-      case 2:  // everywhere
+      case wire::GuidanceRegion::EVERYWHERE:
         s.guidance_outside = 1.0;
         break;
       default:

@@ -162,7 +162,8 @@ struct Fairness {
 // What a client asks the coordinator to run. Unset numbers take the coordinator's defaults
 // (coordinator/service/coordinator_server.h, JobDefaults): steps, cfg_scale, beta and
 // fairness.rho when 0; eta, gamma and guidance_outside when negative (0 is meaningful for each:
-// deterministic DDIM, no guidance, guidance confined to the expert's region). A default-constructed JobSpec therefore asks for every default.
+// deterministic DDIM, no guidance, guidance confined to the expert's region). A default-constructed
+// JobSpec therefore asks for every default.
 struct JobSpec {
   std::vector<ExpertRef> experts;
   Strategy strategy = Strategy::kDnd;

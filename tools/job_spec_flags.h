@@ -40,8 +40,8 @@ struct JobSpecFlags {
 };
 
 // Adds --expert, --strategy, --layout, --fairness, --rho, --epsilon, --utility, --steps, --seed,
-// --cfg, --eta, --beta, --gamma, --guidance-outside, --guidance-region to `command`, writing into `flags` (which must
-// outlive parsing).
+// --cfg, --eta, --beta, --gamma, --guidance-outside, --guidance-region to `command`, writing into
+// `flags` (which must outlive parsing).
 void AddJobSpecFlags(CLI::App& command, JobSpecFlags& flags);
 
 // "footwear:sneaker" -> {expert "footwear", concept "sneaker", weight 1}. InvalidArgument when the

@@ -174,8 +174,8 @@ TEST(BenchQuickTest, SweepHasAPointPerGuidanceOutsideWeight) {
   options.sweep_outsides = {0.0, 0.5, 1.0};
   options.steps = 4;
   options.data_dir = std::string(experts::kDefaultFashionMnistDir);
-  auto report = RunComposeBench(options, *file, ExactExperts(file->expert_order), PixelDecoder(),
-                                judge);
+  auto report =
+      RunComposeBench(options, *file, ExactExperts(file->expert_order), PixelDecoder(), judge);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_TRUE(report->suites.empty());  // --sweep-only
   ASSERT_EQ(report->sweep.size(), 3u);

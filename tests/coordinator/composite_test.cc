@@ -27,6 +27,19 @@ std::vector<std::span<const float>> Spans(const std::vector<std::vector<float>>&
   return {v.begin(), v.end()};
 }
 
+// A random allocation of `players` x m, each column drawn from U(lo, 1) and normalised to sum 1.
+std::vector<double> RandomAllocation(int players, int m, double lo, uint32_t seed) {
+  std::vector<double> q(static_cast<size_t>(players) * m);
+  std::mt19937 rng(seed);
+  for (int j = 0; j < m; ++j) {
+    double s = 0;
+    for (int i = 0; i < players; ++i)
+      s += q[i * m + j] = std::uniform_real_distribution<>(lo, 1)(rng);
+    for (int i = 0; i < players; ++i) q[i * m + j] /= s;
+  }
+  return q;
+}
+
 TEST(CompositeTest, NoGuidanceWithHardMasksEqualsMultiDiffusion) {
   const int n = 3, c = 4, h = 5, w = 6, m = h * w;
   const auto mu = RandomFields(n, static_cast<size_t>(c) * m, 1);
@@ -72,17 +85,13 @@ TEST(CompositeTest, LiteralGuidanceIsANormalisedStepOfLengthGammaSigma) {
   const auto mu = RandomFields(n, numel, 4);
   const auto g = RandomFields(n, numel, 5);
   const auto mus = Spans(mu), gs = Spans(g);
-  std::vector<double> qv(3 * m);
-  std::mt19937 rng(6);
-  for (int j = 0; j < m; ++j) {
-    double s = 0;
-    for (int i = 0; i < 3; ++i) s += qv[i * m + j] = std::uniform_real_distribution<>(0.1, 1)(rng);
-    for (int i = 0; i < 3; ++i) qv[i * m + j] /= s;
-  }
+  const std::vector<double> qv = RandomAllocation(3, m, 0.1, 6);
   const double gamma = 0.3, sigma = 0.7;
   std::vector<float> plain(numel), guided(numel);
-  ASSERT_TRUE(CompositeMean({mus, qv, c, {}, gamma, sigma, 0.0, /*guidance_outside=*/1.0}, plain).ok());
-  ASSERT_TRUE(CompositeMean({mus, qv, c, gs, gamma, sigma, 0.0, /*guidance_outside=*/1.0}, guided).ok());
+  ASSERT_TRUE(
+      CompositeMean({mus, qv, c, {}, gamma, sigma, 0.0, /*guidance_outside=*/1.0}, plain).ok());
+  ASSERT_TRUE(
+      CompositeMean({mus, qv, c, gs, gamma, sigma, 0.0, /*guidance_outside=*/1.0}, guided).ok());
   double sum_sq = 0;
   for (size_t k = 0; k < numel; ++k) {
     const double gk = static_cast<double>(g[0][k]) + g[1][k];
@@ -102,7 +111,9 @@ TEST(CompositeTest, LiteralGuidanceIsANormalisedStepOfLengthGammaSigma) {
   const std::vector<std::vector<float>> zeros(n, std::vector<float>(numel, 0.0f));
   const auto zs = Spans(zeros);
   std::vector<float> zero_guided(numel);
-  ASSERT_TRUE(CompositeMean({mus, qv, c, zs, gamma, sigma, 0.0, /*guidance_outside=*/1.0}, zero_guided).ok());
+  ASSERT_TRUE(
+      CompositeMean({mus, qv, c, zs, gamma, sigma, 0.0, /*guidance_outside=*/1.0}, zero_guided)
+          .ok());
   EXPECT_EQ(zero_guided, plain);
 }
 
@@ -143,8 +154,12 @@ TEST(CompositeTest, GuidanceActsOnlyInEachExpertsRegion) {
     const int j = k % m;
     EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * expected_g[k] / rms, 1e-5) << k;
     // Expert 1's gradient leaves expert 0's region alone, and the other way round.
-    if (j < 4) EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * g[0][k] / rms, 1e-5);
-    if (j >= 4 && j < 8) EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * g[1][k] / rms, 1e-5);
+    if (j < 4) {
+      EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * g[0][k] / rms, 1e-5);
+    }
+    if (j >= 4 && j < 8) {
+      EXPECT_NEAR(guided[k] - plain[k], gamma * sigma * g[1][k] / rms, 1e-5);
+    }
   }
   // Literal guidance differs on the same inputs (the test can tell the two apart).
   in.guidance_outside = 1.0;
@@ -163,13 +178,7 @@ TEST(CompositeTest, PartialGuidanceOutsideTheRegionIsWeightedByW) {
   const auto mu = RandomFields(n, numel, 24);
   const auto g = RandomFields(n, numel, 25);
   const auto mus = Spans(mu), gs = Spans(g);
-  std::vector<double> qv((n + 1) * m);
-  std::mt19937 rng(26);
-  for (int j = 0; j < m; ++j) {
-    double s = 0;
-    for (int i = 0; i <= n; ++i) s += qv[i * m + j] = std::uniform_real_distribution<>(0, 1)(rng);
-    for (int i = 0; i <= n; ++i) qv[i * m + j] /= s;
-  }
+  const std::vector<double> qv = RandomAllocation(n + 1, m, 0.0, 26);
   const double gamma = 0.25, sigma = 0.6;
   for (const double w : {0.0, 0.3, 0.7, 1.0}) {
     std::vector<float> plain(numel), guided(numel);

@@ -176,15 +176,27 @@ TEST(JobSpecFlagsTest, TheSameExpertTwiceIsRefused) {
 }
 
 TEST(JobSpecFlagsTest, NumbersOutOfRangeOrNotFiniteAreRefused) {
-  const std::vector<std::vector<std::string>> bad = {
-      {"--steps", "0"},       {"--steps", "-5"},    {"--steps", "1001"},
-      {"--cfg", "nan"},       {"--cfg", "inf"},     {"--cfg", "0"},
-      {"--cfg", "-1"},        {"--eta", "1.5"},     {"--eta", "-0.1"},
-      {"--beta", "0"},        {"--beta", "nan"},    {"--gamma", "-1"},
-      {"--rho", "0"},         {"--rho", "1.5"},     {"--epsilon", "-1"},
-      {"--strategy", "best"}, {"--utility", "joy"}, {"--guidance-region", "mine"},
-      {"--guidance-outside", "-0.1"}, {"--guidance-outside", "1.01"},
-      {"--guidance-outside", "nan"}};
+  const std::vector<std::vector<std::string>> bad = {{"--steps", "0"},
+                                                     {"--steps", "-5"},
+                                                     {"--steps", "1001"},
+                                                     {"--cfg", "nan"},
+                                                     {"--cfg", "inf"},
+                                                     {"--cfg", "0"},
+                                                     {"--cfg", "-1"},
+                                                     {"--eta", "1.5"},
+                                                     {"--eta", "-0.1"},
+                                                     {"--beta", "0"},
+                                                     {"--beta", "nan"},
+                                                     {"--gamma", "-1"},
+                                                     {"--rho", "0"},
+                                                     {"--rho", "1.5"},
+                                                     {"--epsilon", "-1"},
+                                                     {"--strategy", "best"},
+                                                     {"--utility", "joy"},
+                                                     {"--guidance-region", "mine"},
+                                                     {"--guidance-outside", "-0.1"},
+                                                     {"--guidance-outside", "1.01"},
+                                                     {"--guidance-outside", "nan"}};
   for (const auto& flags : bad) {
     std::vector<std::string> args = {"--expert", "a:b"};
     args.insert(args.end(), flags.begin(), flags.end());

@@ -485,7 +485,11 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
                                  (outside ? " outside " + Fixed(*outside, 2) : std::string()) +
                                  " / " + tuning.name});
           }
-          points.push_back({.beta = beta, .gamma = gamma, .guidance_outside = outside});
+          SweepPoint point;
+          point.beta = beta;
+          point.gamma = gamma;
+          point.guidance_outside = outside;
+          points.push_back(std::move(point));
         }
       }
     }
@@ -537,9 +541,8 @@ json ComposeReportJson(const ComposeReport& report) {
     sweep.push_back({{"strategy", "dnd"},
                      {"beta", point.beta},
                      {"gamma", point.gamma},
-                     {"guidance_outside", point.guidance_outside
-                                              ? json(*point.guidance_outside)
-                                              : json("default")},
+                     {"guidance_outside",
+                      point.guidance_outside ? json(*point.guidance_outside) : json("default")},
                      {"suites", per_suite},
                      {"total", TallyJson(point.total)}});
   }
