@@ -84,6 +84,15 @@ int main(int argc, char** argv) {
                  "before the allocation; 0 = none")
       ->check(CLI::Range(0.0, 64.0))
       ->capture_default_str();
+  app.add_option("--view-gain", options.defaults.view_gain,
+                 "region-centred views: each dnd expert sees the latent moved by this times the "
+                 "offset of its region from the frame's centre; 0 = the frame as it is")
+      ->check(CLI::Range(0.0, 8.0))
+      ->capture_default_str();
+  app.add_option("--view-max-shift", options.defaults.view_max_shift,
+                 "largest view shift, in latent positions each way")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
   app.add_option("--guidance-outside", options.defaults.guidance_outside,
                  "default weight of each expert's guidance gradient outside its own region, for "
                  "jobs that do not set it (0: only its region, 1: everywhere)")

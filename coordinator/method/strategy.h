@@ -43,6 +43,12 @@ struct StrategyOptions {
   // dnd: standard deviation, in latent positions, of the Gaussian blur applied to every expert's
   // utility map before the allocation (SmoothMap; docs/method.md decision 12); 0 = none.
   double utility_smoothing = 2.0;
+  // dnd: region-centred views (views.h; docs/method.md decision 13), applied by the job: each
+  // expert sees the latent translated by view_gain times the offset of its region's centre of
+  // mass from the frame's centre, at most view_max_shift positions each way. 0 = every expert sees
+  // the frame as it is (METHOD.md).
+  double view_gain = 1.0;
+  int view_max_shift = 4;
   // Composable: eps = mean_i eps_u,i + sum_i w_i (eps_c,i - eps_u,i) with w_i each expert's own
   // CFG scale (Liu et al.'s AND, the diffusers community pipeline); true divides every w_i by n.
   bool composable_normalise_weights = false;

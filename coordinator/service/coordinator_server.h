@@ -48,6 +48,11 @@ struct JobDefaults {
   // Gaussian blur (standard deviation in latent positions) of every utility map before the
   // allocation (docs/method.md decision 12); 0 = none. A coordinator setting, not per job.
   double utility_smoothing = 2.0;
+  // Region-centred views (docs/method.md decision 13): the gain on the offset of each expert's
+  // region from the frame's centre (0 = off) and the largest shift, in latent positions.
+  // Coordinator settings, not per job.
+  double view_gain = 1.0;
+  int view_max_shift = 4;
   std::string beta_schedule = "scaled_linear";
   std::string timestep_spacing = "leading";
 };

@@ -38,6 +38,7 @@ StatusOr<std::unique_ptr<Job>> Job::Create(std::string id, ResolvedSpec resolved
   std::unique_ptr<Job> job(new Job());
   job->id_ = std::move(id);
   job->experts_ = std::move(experts);
+  job->views_.assign(job->experts_.size(), method::ViewShift{});
   job->shape_ = shape;
   job->latent_space_id_ = std::move(latent_space_id);
   DND_ASSIGN_OR_RETURN(job->schedule_, method::NoiseSchedule::Create(resolved.strategy.schedule));
@@ -74,6 +75,15 @@ std::vector<Outgoing> Job::Start(SteadyClock::time_point now, int step_deadline_
   return FanOutStep(now);
 }
 
+void Job::UpdateViews(const method::Allocation& q) {
+  const method::StrategyOptions& options = resolved_.strategy;
+  if (options.kind != method::StrategyKind::kDivideAndDenoise || !(options.view_gain > 0)) return;
+  for (size_t i = 0; i < experts_.size(); ++i) {
+    views_[i] = method::RegionCentredShift(q.Row(static_cast<int>(i)), shape_.height, shape_.width,
+                                           options.view_gain, options.view_max_shift);
+  }
+}
+
 std::vector<Outgoing> Job::FanOutStep(SteadyClock::time_point now) {
   const int num_steps = static_cast<int>(timesteps_.size());
   const int t = timesteps_[steps_done_];
@@ -95,6 +105,7 @@ std::vector<Outgoing> Job::FanOutStep(SteadyClock::time_point now) {
   current_.timestep = t;
   current_.prev_timestep = t_prev;
   current_.step_latency_ms.assign(experts_.size(), 0.0);
+  current_.view_shift = views_;
 
   const protocol::Tensor latent = protocol::MakeFloatTensor(
       {static_cast<uint32_t>(shape_.channels), static_cast<uint32_t>(shape_.height),
@@ -102,7 +113,8 @@ std::vector<Outgoing> Job::FanOutStep(SteadyClock::time_point now) {
       x_);
   std::vector<Outgoing> out;
   out.reserve(experts_.size());
-  for (const JobExpert& e : experts_) {
+  for (size_t i = 0; i < experts_.size(); ++i) {
+    const JobExpert& e = experts_[i];
     protocol::StepRequest r;
     r.job_id = id_;
     r.step_index = steps_done_;
@@ -111,6 +123,10 @@ std::vector<Outgoing> Job::FanOutStep(SteadyClock::time_point now) {
     r.prev_timestep = t_prev;
     r.alpha_cumprod = coefficients_.alpha_t;
     r.latent = latent;
+    if (!views_[i].IsZero()) {
+      // Expert i's view: the frame moved so that its region's centre is the view's centre.
+      method::Roll(x_, shape_.height, shape_.width, views_[i].Inverse(), r.latent.f32);
+    }
     r.concept_name = e.concept_name;
     r.cfg_scale = resolved_.spec.cfg_scale * e.weight;
     r.utility = resolved_.spec.utility;
@@ -139,6 +155,15 @@ std::vector<Outgoing> Job::OnStepReply(const std::string& peer, const protocol::
     return {};
   }
   step_replies_[i] = reply;
+  if (!views_[i].IsZero()) {
+    // Back from expert i's view into the frame.
+    protocol::StepReply& back = step_replies_[i];
+    method::Roll(reply.prediction_cond.f32, shape_.height, shape_.width, views_[i],
+                 back.prediction_cond.f32);
+    method::Roll(reply.prediction_uncond.f32, shape_.height, shape_.width, views_[i],
+                 back.prediction_uncond.f32);
+    method::Roll(reply.utility.f32, shape_.height, shape_.width, views_[i], back.utility.f32);
+  }
   have_step_reply_[i] = true;
   current_.step_latency_ms[i] = MillisBetween(round_started_, now);
   if (std::all_of(have_step_reply_.begin(), have_step_reply_.end(), [](bool b) { return b; })) {
@@ -179,6 +204,10 @@ std::vector<Outgoing> Job::FinishStepRound(SteadyClock::time_point now) {
   for (size_t i = 0; i < experts_.size(); ++i) {
     std::span<const double> row = q.Row(static_cast<int>(i));
     std::vector<float> weights(row.begin(), row.end());
+    if (!views_[i].IsZero()) {
+      const std::vector<float> frame = weights;
+      method::Roll(frame, shape_.height, shape_.width, views_[i].Inverse(), weights);
+    }
     protocol::GuidanceRequest r;
     r.job_id = id_;
     r.step_index = steps_done_;
@@ -206,6 +235,9 @@ std::vector<Outgoing> Job::OnGuidanceReply(const std::string& peer,
     return {};
   }
   gradients_[i] = reply.gradient.f32;
+  if (!views_[i].IsZero()) {
+    method::Roll(reply.gradient.f32, shape_.height, shape_.width, views_[i], gradients_[i]);
+  }
   have_gradient_[i] = true;
   current_.guidance_latency_ms[i] = MillisBetween(round_started_, now);
   if (std::all_of(have_gradient_.begin(), have_gradient_.end(), [](bool b) { return b; })) {
@@ -227,9 +259,10 @@ std::vector<Outgoing> Job::CompleteStep(SteadyClock::time_point now) {
     return {};
   }
   x_ = std::move(x_prev);
+  const method::Allocation& q = strategy_->allocation();
+  UpdateViews(q);
   current_.coordinator_ms += MillisBetween(compute_start, SteadyClock::now());
 
-  const method::Allocation& q = strategy_->allocation();
   current_.share = q.position_share;
   current_.utility_obtained = q.utility_obtained;
   current_.fair_share = q.fair_share;

@@ -16,6 +16,7 @@
 #include "coordinator/method/rng.h"
 #include "coordinator/method/schedule.h"
 #include "coordinator/method/strategy.h"
+#include "coordinator/method/views.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
 
@@ -53,6 +54,9 @@ struct StepRecord {
   std::vector<double> step_latency_ms;      // request sent -> reply received, per expert
   std::vector<double> guidance_latency_ms;  // empty without a guidance round
   double coordinator_ms = 0;                // allocation + combination + sampling
+  // Per expert, the translation of its view for this step (method::RegionCentredShift of the
+  // previous step's allocation; all zero unless region-centred views are on).
+  std::vector<method::ViewShift> view_shift;
 };
 
 // The spec after defaults, as the job runs it.
@@ -131,6 +135,9 @@ class Job {
   std::vector<Outgoing> FanOutStep(SteadyClock::time_point now);
   std::vector<Outgoing> FinishStepRound(SteadyClock::time_point now);
   std::vector<Outgoing> CompleteStep(SteadyClock::time_point now);
+  // Region-centred views (docs/method.md decision 13): each expert's shift for the next step,
+  // from the allocation just used.
+  void UpdateViews(const method::Allocation& q);
 
   std::string id_;
   ResolvedSpec resolved_;
@@ -154,6 +161,8 @@ class Job {
   method::StepCoefficients coefficients_;
 
   std::vector<float> x_;  // x_t, C*H*W
+  // Each expert's view of x_t for the coming step (zero = the frame as it is).
+  std::vector<method::ViewShift> views_;
   std::vector<protocol::StepReply> step_replies_;
   std::vector<bool> have_step_reply_;
   std::vector<std::vector<float>> gradients_;

@@ -156,6 +156,8 @@ StatusOr<ResolvedJob> ResolveJob(const protocol::JobSpec& raw, const JobDefaults
   s.gamma = spec.gamma;
   s.guidance_outside = spec.guidance_outside;
   s.utility_smoothing = defaults.utility_smoothing;
+  s.view_gain = defaults.view_gain;
+  s.view_max_shift = defaults.view_max_shift;
   if (!spec.layout.empty()) {
     if (spec.strategy != protocol::Strategy::kMultiDiffusion) {
       return InvalidArgumentError("a layout is only used by the multidiffusion strategy");

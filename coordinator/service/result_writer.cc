@@ -254,6 +254,8 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms, const ImageSou
   }
   json steps = json::array();
   for (const StepRecord& r : job.records()) {
+    json view_shift = json::array();
+    for (const method::ViewShift& v : r.view_shift) view_shift.push_back({v.dy, v.dx});
     steps.push_back({{"index", r.index},
                      {"t", r.timestep},
                      {"t_prev", r.prev_timestep},
@@ -265,7 +267,8 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms, const ImageSou
                      {"converged", r.converged},
                      {"step_latency_ms", r.step_latency_ms},
                      {"guidance_latency_ms", r.guidance_latency_ms},
-                     {"coordinator_ms", r.coordinator_ms}});
+                     {"coordinator_ms", r.coordinator_ms},
+                     {"view_shift", view_shift}});
   }
   json files = json::array();
   if (job.state() == protocol::JobState::kSucceeded || job.all_steps_done()) {
@@ -281,6 +284,9 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms, const ImageSou
       {"reason", job.reason()},
       {"spec", SpecJson(job.spec())},
       {"utility_smoothing", job.strategy_options().utility_smoothing},
+      {"views",
+       {{"gain", job.strategy_options().view_gain},
+        {"max_shift", job.strategy_options().view_max_shift}}},
       {"seed", job.spec().seed},
       {"latent_space",
        {{"id", job.latent_space_id()},

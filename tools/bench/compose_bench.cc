@@ -402,6 +402,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
   if (!overrides.steps && options.quick) overrides.steps = file.quick_steps;
   overrides.cfg = options.cfg;
   report.steps = overrides.steps.value_or(0);
+  report.view_gain = options.view_gain;
 
   // Every expert the suites need must be served.
   std::set<std::string> served;
@@ -423,6 +424,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
     federation_options.max_concurrent_jobs = options.jobs_in_flight;
     federation_options.max_batch = static_cast<size_t>(options.max_batch);
     federation_options.utility_smoothing = options.utility_smoothing;
+    federation_options.view_gain = options.view_gain;
     Say(options, "starting a coordinator and " + std::to_string(experts.size()) + " workers (" +
                      options.domain + " experts), " + std::to_string(options.jobs_in_flight) +
                      " jobs in flight");
@@ -550,6 +552,7 @@ json ComposeReportJson(const ComposeReport& report) {
           {"domain", report.domain},
           {"judge", report.judge},
           {"steps", report.steps},
+          {"view_gain", report.view_gain ? json(*report.view_gain) : json("default")},
           {"quick", report.quick},
           {"experts", report.experts},
           {"wall_seconds", report.wall_seconds},

@@ -130,6 +130,7 @@ StatusOr<std::unique_ptr<EmbeddedFederation>> EmbeddedFederation::Start(
   if (options.utility_smoothing) {
     coordinator_options.defaults.utility_smoothing = *options.utility_smoothing;
   }
+  if (options.view_gain) coordinator_options.defaults.view_gain = *options.view_gain;
   // A loaded machine (training runs beside the benchmark) may starve the coordinator's and the
   // workers' threads for seconds: not an outage here. Heartbeats every 5 s: a worker registers
   // again only after 15 s without hearing from the coordinator (measured: with 1 s, workers

@@ -25,6 +25,7 @@ struct FederationOptions {
   int batch_wait_ms = 2;                    // worker batch delay
   int step_deadline_ms = 600000;            // generous: a loaded 2-core machine is slow, not broken
   std::optional<double> utility_smoothing;  // unset = the coordinator's default
+  std::optional<double> view_gain;          // region-centred views; unset = the default
 };
 
 // What came out of one job. Value type.

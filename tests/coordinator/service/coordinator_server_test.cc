@@ -211,6 +211,8 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
   // Unset in the spec: the coordinator's default weight of guidance outside each expert's region.
   EXPECT_EQ(record["spec"]["guidance_outside"], JobDefaults{}.guidance_outside);
   EXPECT_EQ(record["utility_smoothing"], 2.0);  // the coordinator's default blur of utility maps
+  EXPECT_EQ(record["views"]["gain"], JobDefaults{}.view_gain);  // region-centred views
+  EXPECT_EQ(record["views"]["max_shift"], JobDefaults{}.view_max_shift);
   ASSERT_EQ(record["steps"].size(), 8u);
   for (const auto& step : record["steps"]) {
     // Shares of the two experts and the fictitious player sum to 1.
@@ -219,6 +221,12 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
     EXPECT_NEAR(total, 1.0, 1e-6);
     EXPECT_EQ(step["step_latency_ms"].size(), 2u);
     EXPECT_EQ(step["guidance_latency_ms"].size(), 2u);  // guidance is on by default
+    ASSERT_EQ(step["view_shift"].size(), 2u);           // (dy, dx) of each expert's view
+    for (const auto& shift : step["view_shift"]) {
+      ASSERT_EQ(shift.size(), 2u);
+      EXPECT_LE(std::abs(shift[0].get<int>()), JobDefaults{}.view_max_shift);
+      EXPECT_LE(std::abs(shift[1].get<int>()), JobDefaults{}.view_max_shift);
+    }
   }
   // Proportional fairness (rho = 1, n = 2): each expert gets at least half of its own utility at
   // the last step, within the solver's tolerance.
