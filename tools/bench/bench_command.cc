@@ -268,6 +268,9 @@ void RegisterBenchCommand(CLI::App& app) {
     cmd->add_option("--view-gain", options->view_gain,
                     "region-centred views' gain, 0 = off (default: the coordinator's, 1)")
         ->check(CLI::Range(0.0, 8.0));
+    cmd->add_option("--view-max-shift", options->view_max_shift,
+                    "the views' largest shift in latent positions (default: the coordinator's)")
+        ->check(CLI::Range(0, 1024));
     cmd->add_option("--jobs", options->jobs_in_flight, "jobs in flight (workers batch them)")
         ->capture_default_str();
     cmd->add_option("--max-batch", options->max_batch, "worker batch limit")->capture_default_str();

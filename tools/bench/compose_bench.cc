@@ -403,6 +403,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
   overrides.cfg = options.cfg;
   report.steps = overrides.steps.value_or(0);
   report.view_gain = options.view_gain;
+  report.view_max_shift = options.view_max_shift;
 
   // Every expert the suites need must be served.
   std::set<std::string> served;
@@ -425,6 +426,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
     federation_options.max_batch = static_cast<size_t>(options.max_batch);
     federation_options.utility_smoothing = options.utility_smoothing;
     federation_options.view_gain = options.view_gain;
+    federation_options.view_max_shift = options.view_max_shift;
     Say(options, "starting a coordinator and " + std::to_string(experts.size()) + " workers (" +
                      options.domain + " experts), " + std::to_string(options.jobs_in_flight) +
                      " jobs in flight");
@@ -548,16 +550,18 @@ json ComposeReportJson(const ComposeReport& report) {
                      {"suites", per_suite},
                      {"total", TallyJson(point.total)}});
   }
-  return {{"benchmark", "dnd bench compose"},
-          {"domain", report.domain},
-          {"judge", report.judge},
-          {"steps", report.steps},
-          {"view_gain", report.view_gain ? json(*report.view_gain) : json("default")},
-          {"quick", report.quick},
-          {"experts", report.experts},
-          {"wall_seconds", report.wall_seconds},
-          {"suites", suites},
-          {"sweep", sweep}};
+  return {
+      {"benchmark", "dnd bench compose"},
+      {"domain", report.domain},
+      {"judge", report.judge},
+      {"steps", report.steps},
+      {"view_gain", report.view_gain ? json(*report.view_gain) : json("default")},
+      {"view_max_shift", report.view_max_shift ? json(*report.view_max_shift) : json("default")},
+      {"quick", report.quick},
+      {"experts", report.experts},
+      {"wall_seconds", report.wall_seconds},
+      {"suites", suites},
+      {"sweep", sweep}};
 }
 
 std::string ComposeReportMarkdown(const ComposeReport& report) {

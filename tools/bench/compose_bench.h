@@ -85,6 +85,7 @@ struct ComposeBenchOptions {
   std::optional<double> cfg;                // unset = the coordinator's default
   std::optional<double> utility_smoothing;  // unset = the coordinator's default
   std::optional<double> view_gain;          // region-centred views; unset = the default
+  std::optional<int> view_max_shift;        // unset = the coordinator's default
   int jobs_in_flight = 32;                  // coordinator's concurrent jobs (workers batch them)
   int max_batch = 32;                       // worker batch limit
   std::string data_dir;                     // Fashion-MNIST (the ceiling's real items)
@@ -123,7 +124,8 @@ struct ComposeReport {
   std::string judge;
   std::string suite_file;
   int steps = 0;  // 0 = the coordinator's default
-  std::optional<double> view_gain;  // unset = the coordinator's default
+  std::optional<double> view_gain;    // unset = the coordinator's default
+  std::optional<int> view_max_shift;  // unset = the coordinator's default
   bool quick = false;
   std::vector<std::string> experts;  // expert order of the file (the share columns)
   std::vector<SuiteReport> suites;

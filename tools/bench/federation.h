@@ -26,6 +26,7 @@ struct FederationOptions {
   int step_deadline_ms = 600000;            // generous: a loaded 2-core machine is slow, not broken
   std::optional<double> utility_smoothing;  // unset = the coordinator's default
   std::optional<double> view_gain;          // region-centred views; unset = the default
+  std::optional<int> view_max_shift;        // unset = the coordinator's default
 };
 
 // What came out of one job. Value type.
