@@ -71,7 +71,7 @@ void AddJobSpecFlags(CLI::App& command, JobSpecFlags& flags) {
   command.add_option("--beta", flags.beta,
                      "KL weight of the allocation (default by utility: score 0.01, attention "
                      "0.0003)");
-  command.add_option("--gamma", flags.gamma, "guidance step, >= 0 (default 0.02)");
+  command.add_option("--gamma", flags.gamma, "guidance step, >= 0 (default 0.015)");
   command.add_option("--guidance-outside", flags.guidance_outside,
                      "weight in [0, 1] of each expert's guidance gradient outside its own region "
                      "(0: only its region, 1: everywhere; default: the coordinator's, 0.5)");

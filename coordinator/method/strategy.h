@@ -35,7 +35,7 @@ struct StrategyOptions {
   StrategyKind kind = StrategyKind::kDivideAndDenoise;
   ScheduleConfig schedule;
   AllocationOptions allocation;  // dnd only
-  double gamma = 0.02;           // dnd guidance strength (METHOD.md); 0 = no guidance round trip
+  double gamma = 0.015;          // dnd guidance strength (METHOD.md); 0 = no guidance round trip
   // dnd: weight of each expert's guidance gradient outside its own region, in [0, 1]
   // (CompositeInputs::guidance_outside): 0 = only its own region, 1 = everywhere. The
   // coordinator's default (JobDefaults).
@@ -48,7 +48,7 @@ struct StrategyOptions {
   // mass from the frame's centre, at most view_max_shift positions each way. 0 = every expert sees
   // the frame as it is (METHOD.md).
   double view_gain = 1.0;
-  int view_max_shift = 4;
+  int view_max_shift = 3;
   // Composable: eps = mean_i eps_u,i + sum_i w_i (eps_c,i - eps_u,i) with w_i each expert's own
   // CFG scale (Liu et al.'s AND, the diffusers community pipeline); true divides every w_i by n.
   bool composable_normalise_weights = false;

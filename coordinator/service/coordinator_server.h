@@ -36,10 +36,11 @@ struct JobDefaults {
   // KL weight with the attention utility, at 4096 positions (the paper's 0.001; 0.0003 chosen by
   // the sweep on the trained experts, docs/results.md).
   double beta_attention = 0.0003;
-  // Guidance step (METHOD.md decision): 0.02, chosen with guidance_outside by the sweep on the
-  // tuning subset (docs/results.md; 0.01 before, with guidance confined to the region); METHOD.md's
-  // prototype value 0.1 was measured on pixel-space experts with unconfined guidance.
-  double gamma = 0.02;
+  // Guidance step (METHOD.md decision): 0.015, chosen with guidance_outside and the region-centred
+  // views by the sweep on the tuning subset (docs/results.md; 0.02 without the views, 0.01 with
+  // guidance confined to the region); METHOD.md's prototype value 0.1 was measured on pixel-space
+  // experts with unconfined guidance.
+  double gamma = 0.015;
   double rho = 1.0;  // proportional fairness share
   // Weight of an expert's guidance gradient outside its own region (docs/method.md decision 11):
   // 0 = only on its own region, 1 = everywhere (METHOD.md literally). 0.5 chosen by the sweep on
@@ -52,7 +53,7 @@ struct JobDefaults {
   // region from the frame's centre (0 = off) and the largest shift, in latent positions.
   // Coordinator settings, not per job.
   double view_gain = 1.0;
-  int view_max_shift = 4;
+  int view_max_shift = 3;
   std::string beta_schedule = "scaled_linear";
   std::string timestep_spacing = "leading";
 };
