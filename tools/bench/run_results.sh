@@ -28,6 +28,22 @@ run compose_neural_sweep bench compose --domain neural --sweep-only \
 run compose_neural_sweep_outside bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
   --sweep-gamma 0.01,0.02 --sweep-guidance-outside 0,0.3,0.5,0.7,1 \
   --json "$OUT/compose_neural_sweep_outside.json"
+# Session 8: the region-centred views' gain and largest shift, and gamma and the guidance
+# outside with the views on (docs/results.md, "Region-centred views").
+for view in "0 4" "1 4" "1 2" "1 3" "1.5 3" "2 3"; do
+  set -- $view
+  run "compose_neural_sweep_views_g$1_s$2" bench compose --domain neural --sweep-only \
+    --sweep-beta 0.0003 --sweep-gamma 0.02 --sweep-guidance-outside 0.5 --view-gain "$1" \
+    --view-max-shift "$2" --json "$OUT/compose_neural_sweep_views_g$1_s$2.json"
+done
+run compose_neural_sweep_views_gamma bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
+  --sweep-gamma 0.005,0.01,0.015,0.03 --sweep-guidance-outside 0.5 \
+  --json "$OUT/compose_neural_sweep_views_gamma.json"
+run compose_neural_sweep_views_outside bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
+  --sweep-gamma 0.01,0.02 --sweep-guidance-outside 0.3,0.7 \
+  --json "$OUT/compose_neural_sweep_views_outside.json"
+run compose_neural_noviews bench compose --domain neural --strategies dnd --view-gain 0 \
+  --json "$OUT/compose_neural_noviews.json"
 run experts_exact bench experts --domain exact --json "$OUT/experts_exact.json" --grid-dir "$OUT/grids"
 run compose_exact_triples bench compose --domain exact --suites triples \
   --json "$OUT/compose_exact_triples.json" --grid-dir "$OUT/grids"
