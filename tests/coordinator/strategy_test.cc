@@ -246,6 +246,19 @@ TEST(StrategyTest, ErrorsAreValues) {
   o.masks = {std::vector<float>(4, 1.0f)};
   EXPECT_EQ(Strategy::Create(o, {1, 2, 2}, 2).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseStrategyKind("product").status().code(), StatusCode::kInvalidArgument);
+  // Region-centred views: the gain must be finite and >= 0, the largest shift >= 0.
+  for (double gain : {-0.5, std::nan(""), HUGE_VAL}) {
+    StrategyOptions views;
+    views.view_gain = gain;
+    EXPECT_EQ(Strategy::Create(views, {1, 4, 4}, 2).status().code(), StatusCode::kInvalidArgument)
+        << "gain " << gain;
+  }
+  StrategyOptions shift;
+  shift.view_max_shift = -1;
+  EXPECT_EQ(Strategy::Create(shift, {1, 4, 4}, 2).status().code(), StatusCode::kInvalidArgument);
+  shift.view_max_shift = 0;
+  shift.view_gain = 0.0;
+  EXPECT_TRUE(Strategy::Create(shift, {1, 4, 4}, 2).ok()) << "views off is valid";
   o = StrategyOptions{};
   auto s = Strategy::Create(o, {1, 2, 2}, 2);
   ASSERT_TRUE(s.ok());
