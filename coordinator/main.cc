@@ -93,6 +93,11 @@ int main(int argc, char** argv) {
                  "largest view shift, in latent positions each way")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  app.add_option("--view-min-separation", options.defaults.view_min_separation,
+                 "least distance, in latent positions, between two dnd experts' view centres "
+                 "(they are pushed apart); 0 = not separated")
+      ->check(CLI::Range(0.0, 1024.0))
+      ->capture_default_str();
   app.add_option("--guidance-outside", options.defaults.guidance_outside,
                  "default weight of each expert's guidance gradient outside its own region, for "
                  "jobs that do not set it (0: only its region, 1: everywhere)")

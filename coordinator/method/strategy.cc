@@ -64,8 +64,10 @@ StatusOr<std::unique_ptr<Strategy>> Strategy::Create(const StrategyOptions& opti
     return InvalidArgumentError("utility_smoothing must be finite and >= 0");
   }
   if (!(options.view_gain >= 0) || !std::isfinite(options.view_gain) ||
-      options.view_max_shift < 0) {
-    return InvalidArgumentError("view_gain must be finite and >= 0, view_max_shift >= 0");
+      options.view_max_shift < 0 || !(options.view_min_separation >= 0) ||
+      !std::isfinite(options.view_min_separation)) {
+    return InvalidArgumentError(
+        "view_gain and view_min_separation must be finite and >= 0, view_max_shift >= 0");
   }
   std::unique_ptr<Strategy> s(new Strategy());
   s->options_ = options;

@@ -4,13 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <numbers>
+#include <vector>
 
 #include "protocol/status.h"
 
 namespace dnd::method {
 
-ViewShift RegionCentredShift(std::span<const double> row, int height, int width, double gain,
-                             int max_shift) {
+ViewOffset RegionCentreOffset(std::span<const double> row, int height, int width) {
   DND_CHECK(height >= 1 && width >= 1 && row.size() == static_cast<size_t>(height) * width)
       << "row of " << row.size() << " values for a " << height << "x" << width << " grid";
   double mass = 0, sum_y = 0, sum_x = 0;
@@ -22,12 +23,65 @@ ViewShift RegionCentredShift(std::span<const double> row, int height, int width,
       sum_x += q * (x - (width - 1) / 2.0);
     }
   }
-  if (!(mass > 0) || !(gain != 0) || max_shift <= 0) return {};
-  auto component = [&](double offset) {
-    const double shift = std::clamp(gain * offset / mass, -1.0 * max_shift, 1.0 * max_shift);
-    return static_cast<int>(std::lround(shift));
+  if (!(mass > 0)) return {};
+  return {sum_y / mass, sum_x / mass};
+}
+
+ViewShift RegionCentredShift(std::span<const double> row, int height, int width, double gain,
+                             int max_shift) {
+  const ViewOffset centre = RegionCentreOffset(row, height, width);
+  if (!(gain != 0)) return {};
+  return SeparatedShifts({{gain * centre.dy, gain * centre.dx}}, max_shift, 0).front();
+}
+
+std::vector<ViewShift> SeparatedShifts(std::vector<ViewOffset> offsets, int max_shift,
+                                       double min_separation) {
+  std::vector<ViewShift> shifts(offsets.size());
+  if (max_shift <= 0) return shifts;
+  const double box = max_shift;
+  auto clamp = [box](ViewOffset& o) {
+    o.dy = std::clamp(o.dy, -box, box);
+    o.dx = std::clamp(o.dx, -box, box);
   };
-  return {component(sum_y), component(sum_x)};
+  for (ViewOffset& o : offsets) clamp(o);
+  const size_t n = offsets.size();
+  constexpr int kRounds = 64;
+  constexpr double kTolerance = 1e-3;
+  for (int round = 0; min_separation > 0 && round < kRounds; ++round) {
+    bool moved = false;
+    for (size_t a = 0; a < n; ++a) {
+      for (size_t b = a + 1; b < n; ++b) {
+        double ey = offsets[b].dy - offsets[a].dy;
+        double ex = offsets[b].dx - offsets[a].dx;
+        const double distance = std::hypot(ey, ex);
+        if (distance >= min_separation - kTolerance) continue;
+        if (distance < 1e-9) {
+          // Coincident: a direction fixed by the pair, so that the result is reproducible.
+          const double angle = 2.0 * std::numbers::pi * static_cast<double>(a + b) /
+                               static_cast<double>(std::max<size_t>(n, 2));
+          ey = std::sin(angle);
+          ex = std::cos(angle);
+        } else {
+          ey /= distance;
+          ex /= distance;
+        }
+        const double push = (min_separation - distance) / 2;
+        offsets[a].dy -= ey * push;
+        offsets[a].dx -= ex * push;
+        offsets[b].dy += ey * push;
+        offsets[b].dx += ex * push;
+        clamp(offsets[a]);
+        clamp(offsets[b]);
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    shifts[i] = {static_cast<int>(std::lround(offsets[i].dy)),
+                 static_cast<int>(std::lround(offsets[i].dx))};
+  }
+  return shifts;
 }
 
 void Roll(std::span<const float> src, int height, int width, ViewShift shift,

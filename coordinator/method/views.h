@@ -8,6 +8,7 @@
 #define DND_COORDINATOR_METHOD_VIEWS_H_
 
 #include <span>
+#include <vector>
 
 namespace dnd::method {
 
@@ -27,6 +28,25 @@ struct ViewShift {
 // frame translated by its Inverse(). A row with no mass, gain 0 or max_shift 0 gives no shift.
 ViewShift RegionCentredShift(std::span<const double> row, int height, int width, double gain,
                              int max_shift);
+
+// The offsets of several experts' view centres (already scaled by the gain, in positions, from
+// the frame's centre), moved apart so that no two are closer than `min_separation` positions,
+// kept inside [-max_shift, max_shift] in each direction, then rounded. Two experts whose regions
+// have (nearly) the same centre would otherwise draw their items on top of each other. The
+// centres are pushed apart pairwise along the line through them (a deterministic direction when
+// two coincide) for a bounded number of rounds; where the box is too small for the separation
+// (many experts), they end as far apart as the rounds get them. min_separation 0 only clamps and
+// rounds, like RegionCentredShift. max_shift <= 0 gives no shifts.
+struct ViewOffset {
+  double dy = 0;
+  double dx = 0;
+};
+std::vector<ViewShift> SeparatedShifts(std::vector<ViewOffset> offsets, int max_shift,
+                                       double min_separation);
+
+// The unrounded, unclamped offset of the centre of mass of `row` from the grid's centre ({0, 0}
+// for a row with no mass).
+ViewOffset RegionCentreOffset(std::span<const double> row, int height, int width);
 
 // out[c][y][x] = src[c][(y - dy) mod height][(x - dx) mod width] for every channel c of the
 // C x height x width tensor src (C = src.size() / (height * width)). out has src's size and does

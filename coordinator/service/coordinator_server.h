@@ -50,10 +50,12 @@ struct JobDefaults {
   // allocation (docs/method.md decision 12); 0 = none. A coordinator setting, not per job.
   double utility_smoothing = 2.0;
   // Region-centred views (docs/method.md decision 13): the gain on the offset of each expert's
-  // region from the frame's centre (0 = off) and the largest shift, in latent positions.
-  // Coordinator settings, not per job.
+  // region from the frame's centre (0 = off), the largest shift and the least distance between two
+  // experts' view centres (decision 14; 0 = not separated), in latent positions. Coordinator
+  // settings, not per job.
   double view_gain = 1.0;
   int view_max_shift = 3;
+  double view_min_separation = 6.0;
   std::string beta_schedule = "scaled_linear";
   std::string timestep_spacing = "leading";
 };

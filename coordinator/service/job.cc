@@ -78,10 +78,14 @@ std::vector<Outgoing> Job::Start(SteadyClock::time_point now, int step_deadline_
 void Job::UpdateViews(const method::Allocation& q) {
   const method::StrategyOptions& options = resolved_.strategy;
   if (options.kind != method::StrategyKind::kDivideAndDenoise || !(options.view_gain > 0)) return;
+  std::vector<method::ViewOffset> offsets(experts_.size());
   for (size_t i = 0; i < experts_.size(); ++i) {
-    views_[i] = method::RegionCentredShift(q.Row(static_cast<int>(i)), shape_.height, shape_.width,
-                                           options.view_gain, options.view_max_shift);
+    const method::ViewOffset c =
+        method::RegionCentreOffset(q.Row(static_cast<int>(i)), shape_.height, shape_.width);
+    offsets[i] = {options.view_gain * c.dy, options.view_gain * c.dx};
   }
+  views_ = method::SeparatedShifts(std::move(offsets), options.view_max_shift,
+                                   options.view_min_separation);
 }
 
 std::vector<Outgoing> Job::FanOutStep(SteadyClock::time_point now) {

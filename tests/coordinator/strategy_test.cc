@@ -259,6 +259,15 @@ TEST(StrategyTest, ErrorsAreValues) {
   shift.view_max_shift = 0;
   shift.view_gain = 0.0;
   EXPECT_TRUE(Strategy::Create(shift, {1, 4, 4}, 2).ok()) << "views off is valid";
+  // The least separation of the view centres: finite and >= 0 (0 = not separated).
+  for (double separation : {-1.0, std::nan(""), HUGE_VAL}) {
+    StrategyOptions views;
+    views.view_min_separation = separation;
+    EXPECT_EQ(Strategy::Create(views, {1, 4, 4}, 2).status().code(), StatusCode::kInvalidArgument)
+        << "separation " << separation;
+  }
+  shift.view_min_separation = 0.0;
+  EXPECT_TRUE(Strategy::Create(shift, {1, 4, 4}, 2).ok()) << "no separation is valid";
   o = StrategyOptions{};
   auto s = Strategy::Create(o, {1, 2, 2}, 2);
   ASSERT_TRUE(s.ok());

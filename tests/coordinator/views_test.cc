@@ -1,8 +1,9 @@
 // Region-centred views (coordinator/method/views.h): Roll against its definition written as a
 // plain loop over coordinates, round trips, and the shift of regions whose centres of mass are
-// worked out by hand.
+// worked out by hand; SeparatedShifts pushing view centres apart.
 #include "coordinator/method/views.h"
 
+#include <cmath>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -97,6 +98,66 @@ TEST(RegionCentredShift, NoShiftForAnEvenSpreadAnEmptyRowOrGainZero) {
   EXPECT_EQ(RegionCentredShift(corner, 16, 16, 1.0, 4), (ViewShift{-4, -4}));
   EXPECT_TRUE(RegionCentredShift(corner, 16, 16, 0.0, 4).IsZero());
   EXPECT_TRUE(RegionCentredShift(corner, 16, 16, 1.0, 0).IsZero());
+}
+
+double Distance(ViewShift a, ViewShift b) { return std::hypot(a.dy - b.dy, a.dx - b.dx); }
+
+TEST(SeparatedShifts, CentresFarEnoughApartAreOnlyClampedAndRounded) {
+  // 4.2 clamps to 3; then 5.4 and 2.1 apart: 5.79 >= 4. lround(-1.5) = -2 (half away from zero).
+  const auto shifts = SeparatedShifts({{-2.4, 0.6}, {4.2, -1.5}}, 3, 4.0);
+  ASSERT_EQ(shifts.size(), 2u);
+  EXPECT_EQ(shifts[0], (ViewShift{-2, 1}));
+  EXPECT_EQ(shifts[1], (ViewShift{3, -2}));
+}
+
+TEST(SeparatedShifts, TwoCloseCentresArePushedApartAlongTheirLine) {
+  // 2 apart on a row, 6 wanted: each moves 2 away from the other.
+  EXPECT_EQ(SeparatedShifts({{0, -1}, {0, 1}}, 3, 6.0), (std::vector<ViewShift>{{0, -3}, {0, 3}}));
+  // Vertically, off the centre line: the column does not change.
+  EXPECT_EQ(SeparatedShifts({{-0.5, 2}, {0.5, 2}}, 4, 4.0),
+            (std::vector<ViewShift>{{-2, 2}, {2, 2}}));
+}
+
+TEST(SeparatedShifts, ACentreAgainstTheBorderMakesTheOtherOneMove) {
+  // (0, 2) and (0, 3) in a box of 3: the second cannot move right, so the first goes all the way
+  // to -3 (the pushes shrink each round; the rounds stop within 1e-3 of the separation).
+  EXPECT_EQ(SeparatedShifts({{0, 2}, {0, 3}}, 3, 6.0), (std::vector<ViewShift>{{0, -3}, {0, 3}}));
+}
+
+TEST(SeparatedShifts, CoincidentCentresSplitTheSameWayEveryTime) {
+  const auto first = SeparatedShifts({{0, 0}, {0, 0}}, 3, 6.0);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_DOUBLE_EQ(Distance(first[0], first[1]), 6.0);
+  EXPECT_EQ(first[0], first[1].Inverse()) << "pushed symmetrically about the common centre";
+  EXPECT_EQ(SeparatedShifts({{0, 0}, {0, 0}}, 3, 6.0), first);
+}
+
+TEST(SeparatedShifts, ThreeCentresNearTheMiddleEndApartInsideTheBox) {
+  // Without separation all three round to the frame's centre.
+  const std::vector<ViewOffset> near = {{0.2, 0}, {-0.2, 0.3}, {-0.2, -0.3}};
+  for (ViewShift s : SeparatedShifts(near, 3, 0.0)) EXPECT_TRUE(s.IsZero());
+  const auto apart = SeparatedShifts(near, 3, 6.0);
+  ASSERT_EQ(apart.size(), 3u);
+  for (size_t a = 0; a < 3; ++a) {
+    EXPECT_LE(std::abs(apart[a].dy), 3);
+    EXPECT_LE(std::abs(apart[a].dx), 3);
+    for (size_t b = a + 1; b < 3; ++b) {
+      // Rounding each centre to whole positions moves it by at most sqrt(0.5).
+      EXPECT_GE(Distance(apart[a], apart[b]), 6.0 - 2 * std::sqrt(0.5))
+          << "experts " << a << " and " << b;
+    }
+  }
+}
+
+TEST(SeparatedShifts, TooManyCentresForTheBoxStayInsideIt) {
+  std::vector<ViewOffset> crowd(6, ViewOffset{0.1, -0.1});
+  const auto shifts = SeparatedShifts(crowd, 1, 6.0);
+  ASSERT_EQ(shifts.size(), 6u);
+  for (ViewShift s : shifts) {
+    EXPECT_LE(std::abs(s.dy), 1);
+    EXPECT_LE(std::abs(s.dx), 1);
+  }
+  for (ViewShift s : SeparatedShifts(crowd, 0, 6.0)) EXPECT_TRUE(s.IsZero()) << "max_shift 0";
 }
 
 }  // namespace

@@ -271,6 +271,10 @@ void RegisterBenchCommand(CLI::App& app) {
     cmd->add_option("--view-max-shift", options->view_max_shift,
                     "the views' largest shift in latent positions (default: the coordinator's)")
         ->check(CLI::Range(0, 1024));
+    cmd->add_option("--view-min-separation", options->view_min_separation,
+                    "least distance between two experts' view centres in latent positions, 0 = "
+                    "not separated (default: the coordinator's, 6)")
+        ->check(CLI::Range(0.0, 1024.0));
     cmd->add_option("--jobs", options->jobs_in_flight, "jobs in flight (workers batch them)")
         ->capture_default_str();
     cmd->add_option("--max-batch", options->max_batch, "worker batch limit")->capture_default_str();

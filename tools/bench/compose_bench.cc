@@ -229,9 +229,8 @@ StatusOr<StrategyRun> RunCeiling(const Suite& suite, const models::FashionMnistS
     for (uint64_t seed : prompt.seeds) {
       std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + p);
       std::mt19937_64 layout_rng(seed * 0xC2B2AE3D27D4EB4Full + p);
-      DND_ASSIGN_OR_RETURN(
-          std::vector<models::Offset> offsets,
-          CeilingOffsets(layout, static_cast<int>(labels.size()), layout_rng));
+      DND_ASSIGN_OR_RETURN(std::vector<models::Offset> offsets,
+                           CeilingOffsets(layout, static_cast<int>(labels.size()), layout_rng));
       std::vector<float> canvas(models::kCanvasPixels, 0.0f);
       for (size_t k = 0; k < labels.size(); ++k) {
         const int wanted[] = {labels[k]};
@@ -311,10 +310,9 @@ StatusOr<std::vector<models::Offset>> CeilingOffsets(const CeilingLayout& layout
       if (count < 1) return InvalidArgumentError("a layout needs at least one item");
       const double span = layout.px * (count - 1);
       if (span > models::kMaxOffset) {
-        return InvalidArgumentError(
-            layout.Describe() + " does not fit " + std::to_string(count) +
-            " items on the canvas (their centres may span at most " +
-            std::to_string(models::kMaxOffset) + " px)");
+        return InvalidArgumentError(layout.Describe() + " does not fit " + std::to_string(count) +
+                                    " items on the canvas (their centres may span at most " +
+                                    std::to_string(models::kMaxOffset) + " px)");
       }
       std::vector<models::Offset> offsets;
       const double centre = models::kMaxOffset / 2.0;  // the centred item's corner
@@ -326,7 +324,8 @@ StatusOr<std::vector<models::Offset>> CeilingOffsets(const CeilingLayout& layout
     }
     case CeilingLayout::Kind::kPrior: {
       std::vector<models::Offset> offsets;
-      for (int k = 0; k < count; ++k) offsets.push_back(models::SampleCentredOffset(rng, layout.px));
+      for (int k = 0; k < count; ++k)
+        offsets.push_back(models::SampleCentredOffset(rng, layout.px));
       return offsets;
     }
   }
@@ -404,6 +403,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
   report.steps = overrides.steps.value_or(0);
   report.view_gain = options.view_gain;
   report.view_max_shift = options.view_max_shift;
+  report.view_min_separation = options.view_min_separation;
 
   // Every expert the suites need must be served.
   std::set<std::string> served;
@@ -427,6 +427,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
     federation_options.utility_smoothing = options.utility_smoothing;
     federation_options.view_gain = options.view_gain;
     federation_options.view_max_shift = options.view_max_shift;
+    federation_options.view_min_separation = options.view_min_separation;
     Say(options, "starting a coordinator and " + std::to_string(experts.size()) + " workers (" +
                      options.domain + " experts), " + std::to_string(options.jobs_in_flight) +
                      " jobs in flight");
@@ -557,6 +558,8 @@ json ComposeReportJson(const ComposeReport& report) {
       {"steps", report.steps},
       {"view_gain", report.view_gain ? json(*report.view_gain) : json("default")},
       {"view_max_shift", report.view_max_shift ? json(*report.view_max_shift) : json("default")},
+      {"view_min_separation",
+       report.view_min_separation ? json(*report.view_min_separation) : json("default")},
       {"quick", report.quick},
       {"experts", report.experts},
       {"wall_seconds", report.wall_seconds},

@@ -86,13 +86,14 @@ struct ComposeBenchOptions {
   std::optional<double> utility_smoothing;  // unset = the coordinator's default
   std::optional<double> view_gain;          // region-centred views; unset = the default
   std::optional<int> view_max_shift;        // unset = the coordinator's default
-  int jobs_in_flight = 32;                  // coordinator's concurrent jobs (workers batch them)
-  int max_batch = 32;                       // worker batch limit
-  std::string data_dir;                     // Fashion-MNIST (the ceiling's real items)
-  CeilingLayout ceiling_layout;             // where the ceiling's items go
-  bool ceiling_only = false;                // judge the ceiling alone: no federation, no jobs
-  std::string grid_dir;                     // empty = no grids
-  std::ostream* progress = nullptr;         // progress lines; null = silent
+  std::optional<double> view_min_separation;  // unset = the coordinator's default
+  int jobs_in_flight = 32;                    // coordinator's concurrent jobs (workers batch them)
+  int max_batch = 32;                         // worker batch limit
+  std::string data_dir;                       // Fashion-MNIST (the ceiling's real items)
+  CeilingLayout ceiling_layout;               // where the ceiling's items go
+  bool ceiling_only = false;                  // judge the ceiling alone: no federation, no jobs
+  std::string grid_dir;                       // empty = no grids
+  std::ostream* progress = nullptr;           // progress lines; null = silent
 };
 
 // One strategy (or the ceiling) on one suite. Value type.
@@ -123,15 +124,16 @@ struct ComposeReport {
   std::string domain;
   std::string judge;
   std::string suite_file;
-  int steps = 0;  // 0 = the coordinator's default
-  std::optional<double> view_gain;    // unset = the coordinator's default
-  std::optional<int> view_max_shift;  // unset = the coordinator's default
+  int steps = 0;                              // 0 = the coordinator's default
+  std::optional<double> view_gain;            // unset = the coordinator's default
+  std::optional<int> view_max_shift;          // unset = the coordinator's default
+  std::optional<double> view_min_separation;  // unset = the coordinator's default
   bool quick = false;
   std::vector<std::string> experts;  // expert order of the file (the share columns)
   std::vector<SuiteReport> suites;
   std::vector<SweepPoint> sweep;
   std::string ceiling_layout = "side-by-side";  // CeilingLayout::Describe()
-  double wall_seconds = 0;  // the whole run, federation start-up included
+  double wall_seconds = 0;                      // the whole run, federation start-up included
 };
 
 // Runs the benchmark. `experts` are moved into the federation's workers (one per expert, named by

@@ -134,6 +134,9 @@ StatusOr<std::unique_ptr<EmbeddedFederation>> EmbeddedFederation::Start(
   if (options.view_max_shift) {
     coordinator_options.defaults.view_max_shift = *options.view_max_shift;
   }
+  if (options.view_min_separation) {
+    coordinator_options.defaults.view_min_separation = *options.view_min_separation;
+  }
   // A loaded machine (training runs beside the benchmark) may starve the coordinator's and the
   // workers' threads for seconds: not an outage here. Heartbeats every 5 s: a worker registers
   // again only after 15 s without hearing from the coordinator (measured: with 1 s, workers

@@ -213,6 +213,7 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
   EXPECT_EQ(record["utility_smoothing"], 2.0);  // the coordinator's default blur of utility maps
   EXPECT_EQ(record["views"]["gain"], JobDefaults{}.view_gain);  // region-centred views
   EXPECT_EQ(record["views"]["max_shift"], JobDefaults{}.view_max_shift);
+  EXPECT_EQ(record["views"]["min_separation"], JobDefaults{}.view_min_separation);
   ASSERT_EQ(record["steps"].size(), 8u);
   for (const auto& step : record["steps"]) {
     // Shares of the two experts and the fictitious player sum to 1.
