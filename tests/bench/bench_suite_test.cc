@@ -71,6 +71,31 @@ TEST(BenchSuiteTest, TuningSeedsDoNotOverlapTheReportedSuites) {
   }
 }
 
+TEST(BenchSuiteTest, TheTriplesTuningFileHasTheSuitesTriplesWithTuningSeedsOnly) {
+  // tools/bench/compose_tuning_triples.json (the separation sweep of the views): the reported
+  // suite's triples, 8 seeds each, none of them a seed of a reported suite.
+  auto file = LoadSuiteFile(kSuiteFile);
+  ASSERT_TRUE(file.ok());
+  auto tuning =
+      LoadSuiteFile(std::string(DND_SOURCE_DIR) + "/tools/bench/compose_tuning_triples.json");
+  ASSERT_TRUE(tuning.ok()) << tuning.status().ToString();
+  std::set<uint64_t> reported;
+  for (const Suite& s : file->suites) {
+    for (const Prompt& p : s.prompts) reported.insert(p.seeds.begin(), p.seeds.end());
+  }
+  const Suite triples = *file->FindSuite("triples");
+  ASSERT_EQ(tuning->tuning.size(), 1u);
+  const Suite& tuned = tuning->tuning[0];
+  EXPECT_EQ(tuned.name, "triples");
+  ASSERT_EQ(tuned.prompts.size(), triples.prompts.size());
+  for (size_t i = 0; i < tuned.prompts.size(); ++i) {
+    EXPECT_EQ(tuned.prompts[i].classes, triples.prompts[i].classes) << "prompt " << i;
+    EXPECT_EQ(tuned.prompts[i].seeds.size(), 8u) << "prompt " << i;
+    for (uint64_t seed : tuned.prompts[i].seeds) EXPECT_EQ(reported.count(seed), 0u) << seed;
+  }
+  EXPECT_EQ(tuned.NumImages(), 96);
+}
+
 TEST(BenchSuiteTest, QuickSubsetTakesTheNamedPromptsAndFirstSeeds) {
   auto file = LoadSuiteFile(kSuiteFile);
   ASSERT_TRUE(file.ok());

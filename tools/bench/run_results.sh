@@ -29,21 +29,35 @@ run compose_neural_sweep_outside bench compose --domain neural --sweep-only --sw
   --sweep-gamma 0.01,0.02 --sweep-guidance-outside 0,0.3,0.5,0.7,1 \
   --json "$OUT/compose_neural_sweep_outside.json"
 # Session 8: the region-centred views' gain and largest shift, and gamma and the guidance
-# outside with the views on (docs/results.md, "Region-centred views").
+# outside with the views on, before the views were separated (docs/results.md, "Region-centred
+# views").
 for view in "0 4" "1 4" "1 2" "1 3" "1.5 3" "2 3"; do
   set -- $view
   run "compose_neural_sweep_views_g$1_s$2" bench compose --domain neural --sweep-only \
     --sweep-beta 0.0003 --sweep-gamma 0.02 --sweep-guidance-outside 0.5 --view-gain "$1" \
-    --view-max-shift "$2" --json "$OUT/compose_neural_sweep_views_g$1_s$2.json"
+    --view-max-shift "$2" --view-min-separation 0 \
+    --json "$OUT/compose_neural_sweep_views_g$1_s$2.json"
 done
 run compose_neural_sweep_views_gamma bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
-  --sweep-gamma 0.005,0.01,0.015,0.03 --sweep-guidance-outside 0.5 \
+  --sweep-gamma 0.005,0.01,0.015,0.03 --sweep-guidance-outside 0.5 --view-min-separation 0 \
   --json "$OUT/compose_neural_sweep_views_gamma.json"
 run compose_neural_sweep_views_outside bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
-  --sweep-gamma 0.01,0.02 --sweep-guidance-outside 0.3,0.7 \
+  --sweep-gamma 0.01,0.02 --sweep-guidance-outside 0.3,0.7 --view-min-separation 0 \
   --json "$OUT/compose_neural_sweep_views_outside.json"
+# Session 9: the views' least separation on the 96-image triples tuning file (docs/results.md,
+# "Separated views"), then the default (6) on the usual tuning subset.
+for separation in 0 4 5 6 7 8; do
+  run "compose_neural_sweep_separation_$separation" bench compose --domain neural --sweep-only \
+    --suite-file tools/bench/compose_tuning_triples.json --sweep-beta 0.0003 --sweep-gamma 0.015 \
+    --sweep-guidance-outside 0.5 --view-min-separation "$separation" \
+    --json "$OUT/compose_neural_sweep_separation_$separation.json"
+done
+run compose_neural_sweep_separated bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
+  --sweep-gamma 0.015 --sweep-guidance-outside 0.5 --json "$OUT/compose_neural_sweep_separated.json"
 run compose_neural_noviews bench compose --domain neural --strategies dnd --view-gain 0 \
   --json "$OUT/compose_neural_noviews.json"
+run compose_neural_unseparated bench compose --domain neural --strategies dnd \
+  --view-min-separation 0 --json "$OUT/compose_neural_unseparated.json"
 run experts_exact bench experts --domain exact --json "$OUT/experts_exact.json" --grid-dir "$OUT/grids"
 run compose_exact_triples bench compose --domain exact --suites triples \
   --json "$OUT/compose_exact_triples.json" --grid-dir "$OUT/grids"
