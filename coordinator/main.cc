@@ -98,6 +98,11 @@ int main(int argc, char** argv) {
                  "(they are pushed apart); 0 = not separated")
       ->check(CLI::Range(0.0, 1024.0))
       ->capture_default_str();
+  app.add_option("--view-reference-size", options.defaults.view_reference_size,
+                 "the views' largest shift and least separation are given for a latent this many "
+                 "positions on its shorter side and scaled to each job's; 0 = not scaled")
+      ->check(CLI::Range(0, 65536))
+      ->capture_default_str();
   app.add_option("--guidance-outside", options.defaults.guidance_outside,
                  "default weight of each expert's guidance gradient outside its own region, for "
                  "jobs that do not set it (0: only its region, 1: everywhere)")

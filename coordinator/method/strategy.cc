@@ -65,9 +65,10 @@ StatusOr<std::unique_ptr<Strategy>> Strategy::Create(const StrategyOptions& opti
   }
   if (!(options.view_gain >= 0) || !std::isfinite(options.view_gain) ||
       options.view_max_shift < 0 || !(options.view_min_separation >= 0) ||
-      !std::isfinite(options.view_min_separation)) {
+      !std::isfinite(options.view_min_separation) || options.view_reference_size < 0) {
     return InvalidArgumentError(
-        "view_gain and view_min_separation must be finite and >= 0, view_max_shift >= 0");
+        "view_gain and view_min_separation must be finite and >= 0, view_max_shift and "
+        "view_reference_size >= 0");
   }
   std::unique_ptr<Strategy> s(new Strategy());
   s->options_ = options;

@@ -48,9 +48,12 @@ struct StrategyOptions {
   // mass from the frame's centre, at most view_max_shift positions each way. 0 = every expert sees
   // the frame as it is (METHOD.md). The view centres of two experts are kept at least
   // view_min_separation positions apart (SeparatedShifts; decision 14), 0 = not separated.
+  // Both are given for a frame view_reference_size positions on its shorter side and scaled to
+  // the latent's (ViewScale; decision 15); 0 = in the latent's own positions.
   double view_gain = 1.0;
   int view_max_shift = 3;
   double view_min_separation = 6.0;
+  int view_reference_size = 16;
   // Composable: eps = mean_i eps_u,i + sum_i w_i (eps_c,i - eps_u,i) with w_i each expert's own
   // CFG scale (Liu et al.'s AND, the diffusers community pipeline); true divides every w_i by n.
   bool composable_normalise_weights = false;

@@ -34,10 +34,15 @@ ViewShift RegionCentredShift(std::span<const double> row, int height, int width,
   return SeparatedShifts({{gain * centre.dy, gain * centre.dx}}, max_shift, 0).front();
 }
 
-std::vector<ViewShift> SeparatedShifts(std::vector<ViewOffset> offsets, int max_shift,
+double ViewScale(int height, int width, int reference_size) {
+  if (reference_size <= 0) return 1.0;
+  return static_cast<double>(std::min(height, width)) / reference_size;
+}
+
+std::vector<ViewShift> SeparatedShifts(std::vector<ViewOffset> offsets, double max_shift,
                                        double min_separation) {
   std::vector<ViewShift> shifts(offsets.size());
-  if (max_shift <= 0) return shifts;
+  if (!(max_shift >= 0.5)) return shifts;
   const double box = max_shift;
   auto clamp = [box](ViewOffset& o) {
     o.dy = std::clamp(o.dy, -box, box);

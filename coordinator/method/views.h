@@ -36,13 +36,20 @@ ViewShift RegionCentredShift(std::span<const double> row, int height, int width,
 // centres are pushed apart pairwise along the line through them (a deterministic direction when
 // two coincide) for a bounded number of rounds; where the box is too small for the separation
 // (many experts), they end as far apart as the rounds get them. min_separation 0 only clamps and
-// rounds, like RegionCentredShift. max_shift <= 0 gives no shifts.
+// rounds, like RegionCentredShift. max_shift < 0.5 gives no shifts.
 struct ViewOffset {
   double dy = 0;
   double dx = 0;
 };
-std::vector<ViewShift> SeparatedShifts(std::vector<ViewOffset> offsets, int max_shift,
+std::vector<ViewShift> SeparatedShifts(std::vector<ViewOffset> offsets, double max_shift,
                                        double min_separation);
+
+// The factor that turns the views' settings (largest shift, least separation), given for a frame
+// `reference_size` positions on its shorter side, into positions of a height x width frame:
+// min(height, width) / reference_size (decision 15). The items the experts draw fill the same
+// part of the frame at any resolution, so the views scale with it. reference_size <= 0: 1 (the
+// settings are in this frame's positions).
+double ViewScale(int height, int width, int reference_size);
 
 // The unrounded, unclamped offset of the centre of mass of `row` from the grid's centre ({0, 0}
 // for a row with no mass).

@@ -56,6 +56,9 @@ struct JobDefaults {
   double view_gain = 1.0;
   int view_max_shift = 3;
   double view_min_separation = 6.0;
+  // The frame size (shorter side, positions) the two above are given for; they are scaled to each
+  // job's latent (decision 15). 0 = in the latent's own positions.
+  int view_reference_size = 16;
   std::string beta_schedule = "scaled_linear";
   std::string timestep_spacing = "leading";
 };

@@ -84,8 +84,9 @@ void Job::UpdateViews(const method::Allocation& q) {
         method::RegionCentreOffset(q.Row(static_cast<int>(i)), shape_.height, shape_.width);
     offsets[i] = {options.view_gain * c.dy, options.view_gain * c.dx};
   }
-  views_ = method::SeparatedShifts(std::move(offsets), options.view_max_shift,
-                                   options.view_min_separation);
+  const double scale = method::ViewScale(shape_.height, shape_.width, options.view_reference_size);
+  views_ = method::SeparatedShifts(std::move(offsets), options.view_max_shift * scale,
+                                   options.view_min_separation * scale);
 }
 
 std::vector<Outgoing> Job::FanOutStep(SteadyClock::time_point now) {

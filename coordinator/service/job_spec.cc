@@ -159,6 +159,7 @@ StatusOr<ResolvedJob> ResolveJob(const protocol::JobSpec& raw, const JobDefaults
   s.view_gain = defaults.view_gain;
   s.view_max_shift = defaults.view_max_shift;
   s.view_min_separation = defaults.view_min_separation;
+  s.view_reference_size = defaults.view_reference_size;
   if (!spec.layout.empty()) {
     if (spec.strategy != protocol::Strategy::kMultiDiffusion) {
       return InvalidArgumentError("a layout is only used by the multidiffusion strategy");

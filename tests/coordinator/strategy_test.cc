@@ -268,6 +268,12 @@ TEST(StrategyTest, ErrorsAreValues) {
   }
   shift.view_min_separation = 0.0;
   EXPECT_TRUE(Strategy::Create(shift, {1, 4, 4}, 2).ok()) << "no separation is valid";
+  StrategyOptions reference;
+  reference.view_reference_size = -16;
+  EXPECT_EQ(Strategy::Create(reference, {1, 4, 4}, 2).status().code(),
+            StatusCode::kInvalidArgument);
+  reference.view_reference_size = 0;
+  EXPECT_TRUE(Strategy::Create(reference, {1, 4, 4}, 2).ok()) << "unscaled views are valid";
   o = StrategyOptions{};
   auto s = Strategy::Create(o, {1, 2, 2}, 2);
   ASSERT_TRUE(s.ok());

@@ -160,5 +160,21 @@ TEST(SeparatedShifts, TooManyCentresForTheBoxStayInsideIt) {
   for (ViewShift s : SeparatedShifts(crowd, 0, 6.0)) EXPECT_TRUE(s.IsZero()) << "max_shift 0";
 }
 
+TEST(ViewScale, IsTheShorterSideOverTheReferenceSize) {
+  EXPECT_DOUBLE_EQ(ViewScale(16, 16, 16), 1.0);
+  EXPECT_DOUBLE_EQ(ViewScale(64, 64, 16), 4.0);  // the exact experts' pixel canvas
+  EXPECT_DOUBLE_EQ(ViewScale(32, 48, 16), 2.0);  // the shorter side counts
+  EXPECT_DOUBLE_EQ(ViewScale(8, 8, 16), 0.5);
+  EXPECT_DOUBLE_EQ(ViewScale(64, 64, 0), 1.0);  // not scaled
+}
+
+TEST(SeparatedShifts, TakeAScaledBox) {
+  // Settings 3 and 6 for a 16-position frame on a 64-position one: a box of 12, 24 apart.
+  EXPECT_EQ(SeparatedShifts({{0, -1}, {0, 1}}, 3 * 4.0, 6 * 4.0),
+            (std::vector<ViewShift>{{0, -12}, {0, 12}}));
+  // A box under half a position holds no shift.
+  for (ViewShift s : SeparatedShifts({{0, -1}, {0, 1}}, 0.4, 6)) EXPECT_TRUE(s.IsZero());
+}
+
 }  // namespace
 }  // namespace dnd::method

@@ -275,6 +275,10 @@ void RegisterBenchCommand(CLI::App& app) {
                     "least distance between two experts' view centres in latent positions, 0 = "
                     "not separated (default: the coordinator's, 6)")
         ->check(CLI::Range(0.0, 1024.0));
+    cmd->add_option("--view-reference-size", options->view_reference_size,
+                    "the frame size the views' settings are given for, scaled to the latent; 0 = "
+                    "not scaled (default: the coordinator's, 16)")
+        ->check(CLI::Range(0, 65536));
     cmd->add_option("--jobs", options->jobs_in_flight, "jobs in flight (workers batch them)")
         ->capture_default_str();
     cmd->add_option("--max-batch", options->max_batch, "worker batch limit")->capture_default_str();

@@ -404,6 +404,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
   report.view_gain = options.view_gain;
   report.view_max_shift = options.view_max_shift;
   report.view_min_separation = options.view_min_separation;
+  report.view_reference_size = options.view_reference_size;
 
   // Every expert the suites need must be served.
   std::set<std::string> served;
@@ -428,6 +429,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
     federation_options.view_gain = options.view_gain;
     federation_options.view_max_shift = options.view_max_shift;
     federation_options.view_min_separation = options.view_min_separation;
+    federation_options.view_reference_size = options.view_reference_size;
     Say(options, "starting a coordinator and " + std::to_string(experts.size()) + " workers (" +
                      options.domain + " experts), " + std::to_string(options.jobs_in_flight) +
                      " jobs in flight");
@@ -560,6 +562,8 @@ json ComposeReportJson(const ComposeReport& report) {
       {"view_max_shift", report.view_max_shift ? json(*report.view_max_shift) : json("default")},
       {"view_min_separation",
        report.view_min_separation ? json(*report.view_min_separation) : json("default")},
+      {"view_reference_size",
+       report.view_reference_size ? json(*report.view_reference_size) : json("default")},
       {"quick", report.quick},
       {"experts", report.experts},
       {"wall_seconds", report.wall_seconds},

@@ -87,6 +87,7 @@ struct ComposeBenchOptions {
   std::optional<double> view_gain;          // region-centred views; unset = the default
   std::optional<int> view_max_shift;        // unset = the coordinator's default
   std::optional<double> view_min_separation;  // unset = the coordinator's default
+  std::optional<int> view_reference_size;     // unset = the coordinator's default
   int jobs_in_flight = 32;                    // coordinator's concurrent jobs (workers batch them)
   int max_batch = 32;                         // worker batch limit
   std::string data_dir;                       // Fashion-MNIST (the ceiling's real items)
@@ -128,6 +129,7 @@ struct ComposeReport {
   std::optional<double> view_gain;            // unset = the coordinator's default
   std::optional<int> view_max_shift;          // unset = the coordinator's default
   std::optional<double> view_min_separation;  // unset = the coordinator's default
+  std::optional<int> view_reference_size;     // unset = the coordinator's default
   bool quick = false;
   std::vector<std::string> experts;  // expert order of the file (the share columns)
   std::vector<SuiteReport> suites;

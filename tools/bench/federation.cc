@@ -137,6 +137,9 @@ StatusOr<std::unique_ptr<EmbeddedFederation>> EmbeddedFederation::Start(
   if (options.view_min_separation) {
     coordinator_options.defaults.view_min_separation = *options.view_min_separation;
   }
+  if (options.view_reference_size) {
+    coordinator_options.defaults.view_reference_size = *options.view_reference_size;
+  }
   // A loaded machine (training runs beside the benchmark) may starve the coordinator's and the
   // workers' threads for seconds: not an outage here. Heartbeats every 5 s: a worker registers
   // again only after 15 s without hearing from the coordinator (measured: with 1 s, workers

@@ -28,6 +28,7 @@ struct FederationOptions {
   std::optional<double> view_gain;          // region-centred views; unset = the default
   std::optional<int> view_max_shift;        // unset = the coordinator's default
   std::optional<double> view_min_separation;  // unset = the coordinator's default
+  std::optional<int> view_reference_size;     // unset = the coordinator's default
 };
 
 // What came out of one job. Value type.

@@ -214,6 +214,7 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
   EXPECT_EQ(record["views"]["gain"], JobDefaults{}.view_gain);  // region-centred views
   EXPECT_EQ(record["views"]["max_shift"], JobDefaults{}.view_max_shift);
   EXPECT_EQ(record["views"]["min_separation"], JobDefaults{}.view_min_separation);
+  EXPECT_EQ(record["views"]["reference_size"], JobDefaults{}.view_reference_size);
   ASSERT_EQ(record["steps"].size(), 8u);
   for (const auto& step : record["steps"]) {
     // Shares of the two experts and the fictitious player sum to 1.
@@ -223,10 +224,13 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
     EXPECT_EQ(step["step_latency_ms"].size(), 2u);
     EXPECT_EQ(step["guidance_latency_ms"].size(), 2u);  // guidance is on by default
     ASSERT_EQ(step["view_shift"].size(), 2u);           // (dy, dx) of each expert's view
+    // The largest shift is given for a 16-position frame: on this 64x64 latent it is 4 times as
+    // many positions (decision 15).
+    const int largest = JobDefaults{}.view_max_shift * 64 / JobDefaults{}.view_reference_size;
     for (const auto& shift : step["view_shift"]) {
       ASSERT_EQ(shift.size(), 2u);
-      EXPECT_LE(std::abs(shift[0].get<int>()), JobDefaults{}.view_max_shift);
-      EXPECT_LE(std::abs(shift[1].get<int>()), JobDefaults{}.view_max_shift);
+      EXPECT_LE(std::abs(shift[0].get<int>()), largest);
+      EXPECT_LE(std::abs(shift[1].get<int>()), largest);
     }
   }
   // Proportional fairness (rho = 1, n = 2): each expert gets at least half of its own utility at
