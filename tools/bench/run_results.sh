@@ -65,3 +65,12 @@ run compose_exact_pairs bench compose --domain exact --suites pairs \
   --json "$OUT/compose_exact_pairs.json" --grid-dir "$OUT/grids"
 run compose_exact_sweep bench compose --domain exact --sweep-only \
   --json "$OUT/compose_exact_sweep.json"
+# Session 9: the views' settings scaled to the 64x64 canvas (the default), not scaled, and off
+# (docs/method.md decision 15).
+for views in "scaled" "unscaled --view-reference-size 0" "off --view-gain 0"; do
+  set -- $views
+  name=$1; shift
+  run "compose_exact_sweep_views_$name" bench compose --domain exact --sweep-only \
+    --sweep-beta 0.0003 --sweep-gamma 0.015 --sweep-guidance-outside 0.5 "$@" \
+    --json "$OUT/compose_exact_sweep_views_$name.json"
+done
