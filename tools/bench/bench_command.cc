@@ -279,6 +279,15 @@ void RegisterBenchCommand(CLI::App& app) {
                     "the frame size the views' settings are given for, scaled to the latent; 0 = "
                     "not scaled (default: the coordinator's, 16)")
         ->check(CLI::Range(0, 65536));
+    cmd->add_option("--fairness", options->fairness,
+                    "fairness of the dnd strategies other than dnd-nofair: proportional, "
+                    "envy-free, equitable (a list), default the coordinator's (proportional)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"proportional", "envy-free", "equitable"}));
+    cmd->add_option("--rho", options->rho,
+                    "proportional share of the dnd strategies, in (0, 1] (default: the "
+                    "coordinator's, 1)")
+        ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--jobs", options->jobs_in_flight, "jobs in flight (workers batch them)")
         ->capture_default_str();
     cmd->add_option("--max-batch", options->max_batch, "worker batch limit")->capture_default_str();

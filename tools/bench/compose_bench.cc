@@ -50,38 +50,6 @@ const char* WireStrategyName(protocol::Strategy s) {
   return "dnd";
 }
 
-// What the sweep (or nothing) overrides in a spec.
-struct Overrides {
-  std::optional<int> steps;
-  std::optional<double> cfg;
-  std::optional<double> beta;
-  std::optional<double> gamma;
-  std::optional<double> guidance_outside;
-};
-
-StatusOr<protocol::JobSpec> BuildSpec(const SuiteFile& file, const Prompt& prompt, uint64_t seed,
-                                      const StrategySpec& strategy, const Overrides& overrides) {
-  tools::JobSpecFlags flags;
-  for (const std::string& c : prompt.classes) {
-    DND_ASSIGN_OR_RETURN(std::string expert, file.ExpertOf(c));
-    flags.experts.push_back(expert + ":" + c);
-  }
-  flags.strategy = WireStrategyName(strategy.strategy);
-  flags.utility = strategy.utility == protocol::UtilityKind::kAttention ? "attention" : "score";
-  if (strategy.fairness_none) flags.fairness = {"none"};
-  if (strategy.guidance_everywhere) {
-    flags.guidance_region = "everywhere";
-  } else if (overrides.guidance_outside) {
-    flags.guidance_outside = overrides.guidance_outside;
-  }
-  flags.gamma = overrides.gamma ? overrides.gamma : strategy.gamma;
-  flags.beta = overrides.beta;
-  if (overrides.steps) flags.steps = *overrides.steps;
-  flags.cfg = overrides.cfg;
-  flags.seed = seed;
-  return tools::BuildJobSpec(flags);
-}
-
 StatusOr<std::vector<int>> Labels(const Prompt& prompt) {
   std::vector<int> labels;
   for (const std::string& c : prompt.classes) {
@@ -95,7 +63,7 @@ StatusOr<std::vector<int>> Labels(const Prompt& prompt) {
 struct Cell {
   const Suite* suite = nullptr;
   StrategySpec strategy;
-  Overrides overrides;
+  SpecOverrides overrides;
   std::string label;  // for progress lines
 };
 
@@ -119,7 +87,7 @@ StatusOr<std::vector<StrategyRun>> RunCells(const ComposeBenchOptions& options,
       for (uint64_t seed : suite.prompts[p].seeds) {
         DND_ASSIGN_OR_RETURN(
             protocol::JobSpec spec,
-            BuildSpec(file, suite.prompts[p], seed, cells[c].strategy, cells[c].overrides));
+            BuildComposeSpec(file, suite.prompts[p], seed, cells[c].strategy, cells[c].overrides));
         specs.push_back(std::move(spec));
         owner.emplace_back(c, runs[c].images.size());
         JudgedImage image;
@@ -332,6 +300,35 @@ StatusOr<std::vector<models::Offset>> CeilingOffsets(const CeilingLayout& layout
   return InternalError("unknown ceiling layout");
 }
 
+StatusOr<protocol::JobSpec> BuildComposeSpec(const SuiteFile& file, const Prompt& prompt,
+                                             uint64_t seed, const StrategySpec& strategy,
+                                             const SpecOverrides& overrides) {
+  tools::JobSpecFlags flags;
+  for (const std::string& c : prompt.classes) {
+    DND_ASSIGN_OR_RETURN(std::string expert, file.ExpertOf(c));
+    flags.experts.push_back(expert + ":" + c);
+  }
+  flags.strategy = WireStrategyName(strategy.strategy);
+  flags.utility = strategy.utility == protocol::UtilityKind::kAttention ? "attention" : "score";
+  if (strategy.fairness_none) {
+    flags.fairness = {"none"};
+  } else if (strategy.strategy == protocol::Strategy::kDnd) {
+    flags.fairness = overrides.fairness;
+    flags.rho = overrides.rho;
+  }
+  if (strategy.guidance_everywhere) {
+    flags.guidance_region = "everywhere";
+  } else if (overrides.guidance_outside) {
+    flags.guidance_outside = overrides.guidance_outside;
+  }
+  flags.gamma = overrides.gamma ? overrides.gamma : strategy.gamma;
+  flags.beta = overrides.beta;
+  if (overrides.steps) flags.steps = *overrides.steps;
+  flags.cfg = overrides.cfg;
+  flags.seed = seed;
+  return tools::BuildJobSpec(flags);
+}
+
 const std::vector<StrategySpec>& AllStrategies() {
   using protocol::Strategy;
   using protocol::UtilityKind;
@@ -396,10 +393,14 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
       strategies.push_back(std::move(s));
     }
   }
-  Overrides overrides;
+  SpecOverrides overrides;
   overrides.steps = options.steps;
   if (!overrides.steps && options.quick) overrides.steps = file.quick_steps;
   overrides.cfg = options.cfg;
+  overrides.fairness = options.fairness;
+  overrides.rho = options.rho;
+  report.fairness = options.fairness;
+  report.rho = options.rho;
   report.steps = overrides.steps.value_or(0);
   report.view_gain = options.view_gain;
   report.view_max_shift = options.view_max_shift;
@@ -482,7 +483,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
     for (double beta : betas) {
       for (double gamma : gammas) {
         for (const std::optional<double>& outside : outsides) {
-          Overrides o = overrides;
+          SpecOverrides o = overrides;
           o.beta = beta;
           o.gamma = gamma;
           o.guidance_outside = outside;
@@ -564,6 +565,8 @@ json ComposeReportJson(const ComposeReport& report) {
        report.view_min_separation ? json(*report.view_min_separation) : json("default")},
       {"view_reference_size",
        report.view_reference_size ? json(*report.view_reference_size) : json("default")},
+      {"fairness", report.fairness.empty() ? json("default") : json(report.fairness)},
+      {"rho", report.rho ? json(*report.rho) : json("default")},
       {"quick", report.quick},
       {"experts", report.experts},
       {"wall_seconds", report.wall_seconds},

@@ -48,6 +48,23 @@ const std::vector<StrategySpec>& AllStrategies();
 // Looks one up by name; InvalidArgument listing the names otherwise.
 StatusOr<StrategySpec> FindStrategy(const std::string& name);
 
+// What a run (its flags) or a sweep point overrides in the specs; unset = the coordinator's.
+struct SpecOverrides {
+  std::optional<int> steps;
+  std::optional<double> cfg;
+  std::optional<double> beta;
+  std::optional<double> gamma;
+  std::optional<double> guidance_outside;
+  std::vector<std::string> fairness;  // of the dnd strategies except dnd-nofair; empty = default
+  std::optional<double> rho;          // likewise
+};
+
+// The job spec of one image: the prompt's classes on their experts, the strategy's differences
+// from the default, then the overrides, and the seed.
+StatusOr<protocol::JobSpec> BuildComposeSpec(const SuiteFile& file, const Prompt& prompt,
+                                             uint64_t seed, const StrategySpec& strategy,
+                                             const SpecOverrides& overrides);
+
 // Where the ceiling row places its real items (`dnd bench compose --ceiling-layout`). The default
 // is the ceiling; the others say how much of it survives when the items are not far apart
 // (docs/results.md, "What the judge needs").
@@ -88,6 +105,8 @@ struct ComposeBenchOptions {
   std::optional<int> view_max_shift;        // unset = the coordinator's default
   std::optional<double> view_min_separation;  // unset = the coordinator's default
   std::optional<int> view_reference_size;     // unset = the coordinator's default
+  std::vector<std::string> fairness;          // dnd strategies' notions; empty = the default
+  std::optional<double> rho;                  // proportional share; unset = the default
   int jobs_in_flight = 32;                    // coordinator's concurrent jobs (workers batch them)
   int max_batch = 32;                         // worker batch limit
   std::string data_dir;                       // Fashion-MNIST (the ceiling's real items)
@@ -130,6 +149,8 @@ struct ComposeReport {
   std::optional<int> view_max_shift;          // unset = the coordinator's default
   std::optional<double> view_min_separation;  // unset = the coordinator's default
   std::optional<int> view_reference_size;     // unset = the coordinator's default
+  std::vector<std::string> fairness;          // empty = the coordinator's default
+  std::optional<double> rho;                  // unset = the coordinator's default
   bool quick = false;
   std::vector<std::string> experts;  // expert order of the file (the share columns)
   std::vector<SuiteReport> suites;
