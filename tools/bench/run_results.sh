@@ -4,8 +4,9 @@
 # beta x gamma and of the guidance outside the region) in both domains. Each step writes its JSON,
 # markdown, log and grids when it finishes, so a run that is stopped keeps what it did.
 # Usage: tools/bench/run_results.sh [DND_BINARY] [OUT]
-# Long: on the 2-core VM each domain's suites took 12-14 min alone; the two sweeps (1080 and 900
-# jobs) were not timed whole, 180 sweep jobs took 135-168 s alone (docs/results.md, "Cost").
+# Long: on the 2-core VM each domain's suites (132 pair and 144 triple images per strategy) took
+# 21-23 min alone; the sweeps were not timed whole, one point of 90-96 images took 55-125 s alone
+# (docs/results.md, "Cost").
 set -u
 DND=${1:-build/bin/dnd}
 OUT=${2:-bench-results}
@@ -74,3 +75,42 @@ for views in "scaled" "unscaled --view-reference-size 0" "off --view-gain 0"; do
     --sweep-beta 0.0003 --sweep-gamma 0.015 --sweep-guidance-outside 0.5 "$@" \
     --json "$OUT/compose_exact_sweep_views_$name.json"
 done
+# Session 10: the remaining knobs with the separation, on the 96-image triples tuning file
+# (docs/results.md, "The remaining knobs with the separation"), then the two wider layouts on the
+# usual tuning subset.
+tune() {  # tune NAME DOMAIN [CHANGE...]: one point on the triples tuning file
+  local name=$1 domain=$2; shift 2
+  local defaults=()
+  [[ " $* " == *" --sweep-gamma "* ]] || defaults+=(--sweep-gamma 0.015)
+  [[ " $* " == *" --sweep-beta "* ]] || defaults+=(--sweep-beta 0.0003)
+  [[ " $* " == *" --sweep-guidance-outside "* ]] || defaults+=(--sweep-guidance-outside 0.5)
+  run "compose_${domain}_tune_$name" bench compose --domain "$domain" --sweep-only \
+    --suite-file tools/bench/compose_tuning_triples.json "${defaults[@]}" "$@" \
+    --json "$OUT/compose_${domain}_tune_$name.json"
+}
+for domain in neural exact; do
+  tune defaults "$domain"
+  tune s4d8 "$domain" --view-max-shift 4 --view-min-separation 8
+  tune s5d8 "$domain" --view-max-shift 5 --view-min-separation 8
+  tune s5d9 "$domain" --view-max-shift 5 --view-min-separation 9
+  for layout in "s5d8 --view-max-shift 5 --view-min-separation 8" \
+                "s5d9 --view-max-shift 5 --view-min-separation 9"; do
+    set -- $layout
+    name=$1; shift
+    run "compose_${domain}_sweep_$name" bench compose --domain "$domain" --sweep-only \
+      --sweep-beta 0.0003 --sweep-gamma 0.015 --sweep-guidance-outside 0.5 "$@" \
+      --json "$OUT/compose_${domain}_sweep_$name.json"
+  done
+done
+tune s4d7 neural --view-max-shift 4 --view-min-separation 7
+tune cfg6 neural --cfg 6
+tune cfg4 neural --cfg 4
+tune gamma0.01 neural --sweep-gamma 0.01
+tune beta0.0001 neural --sweep-beta 0.0001
+tune beta0.001 neural --sweep-beta 0.001
+tune outside0.3 neural --sweep-guidance-outside 0.3
+tune outside0.7 neural --sweep-guidance-outside 0.7
+tune blur3 neural --utility-smoothing 3
+tune envyfree neural --fairness envy-free
+tune proportional_envyfree neural --fairness proportional,envy-free
+tune equitable neural --fairness equitable
