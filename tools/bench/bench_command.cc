@@ -287,7 +287,14 @@ void RegisterBenchCommand(CLI::App& app) {
     cmd->add_option("--rho", options->rho,
                     "proportional share of the dnd strategies, in (0, 1] (default: the "
                     "coordinator's, 1)")
-        ->check(CLI::Range(0.0, 1.0));
+        ->check(CLI::Validator(
+            [](const std::string& text) {
+              double v = 0;
+              return CLI::detail::lexical_cast(text, v) && v > 0 && v <= 1
+                         ? std::string()
+                         : "must be in (0, 1], not " + text;
+            },
+            "in (0, 1]"));
     cmd->add_option("--jobs", options->jobs_in_flight, "jobs in flight (workers batch them)")
         ->capture_default_str();
     cmd->add_option("--max-batch", options->max_batch, "worker batch limit")->capture_default_str();
