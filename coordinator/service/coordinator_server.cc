@@ -403,6 +403,7 @@ class CoordinatorServer::Loop {
                    writer_.JobDir(job.id()).string());
     }
     NotifyWatchers(job, "");
+    job.ReleaseWorkingMemory();  // results are on disk; status needs only the records
   }
 
   int64_t WallMs(const Job& job) const {

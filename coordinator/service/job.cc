@@ -346,6 +346,50 @@ void Job::MarkSucceeded() {
   state_ = protocol::JobState::kSucceeded;
 }
 
+const std::vector<float>& Job::latent() const {
+  DND_CHECK(!released_) << "job " << id_ << ": latent() after ReleaseWorkingMemory()";
+  return x_;
+}
+
+const method::Allocation& Job::allocation() const {
+  DND_CHECK(!released_) << "job " << id_ << ": allocation() after ReleaseWorkingMemory()";
+  return strategy_->allocation();
+}
+
+const std::vector<std::pair<uint32_t, std::vector<double>>>& Job::snapshots() const {
+  DND_CHECK(!released_) << "job " << id_ << ": snapshots() after ReleaseWorkingMemory()";
+  return snapshots_;
+}
+
+void Job::ReleaseWorkingMemory() {
+  DND_CHECK(finished()) << "job " << id_ << " released while "
+                        << protocol::JobStateName(state_);
+  released_ = true;
+  // swap with empty containers: clear() keeps the capacity.
+  std::vector<float>().swap(x_);
+  strategy_.reset();
+  std::vector<protocol::StepReply>().swap(step_replies_);
+  std::vector<std::vector<float>>().swap(gradients_);
+  std::vector<std::pair<uint32_t, std::vector<double>>>().swap(snapshots_);
+  current_ = StepRecord{};
+}
+
+size_t Job::WorkingBytes() const {
+  size_t bytes = x_.capacity() * sizeof(float);
+  if (strategy_ != nullptr) {
+    const method::Allocation& q = strategy_->allocation();
+    bytes += q.q.capacity() * sizeof(double);
+  }
+  for (const protocol::StepReply& r : step_replies_) {
+    bytes += (r.prediction_cond.f32.capacity() + r.prediction_uncond.f32.capacity() +
+              r.utility.f32.capacity()) *
+             sizeof(float);
+  }
+  for (const std::vector<float>& g : gradients_) bytes += g.capacity() * sizeof(float);
+  for (const auto& [step, q] : snapshots_) bytes += q.capacity() * sizeof(double);
+  return bytes;
+}
+
 int64_t Job::EtaMillis(SteadyClock::time_point now) const {
   if (state_ != protocol::JobState::kRunning || steps_done_ == 0) return -1;
   const double per_step = MillisBetween(first_step_started_, now) / steps_done_;

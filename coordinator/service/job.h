@@ -110,6 +110,18 @@ class Job {
   void Fail(const std::string& why);
   // -> succeeded; called by the server once the results are written.
   void MarkSucceeded();
+  // Frees what only a running job needs (the latent, the strategy and its allocation, the
+  // experts' replies and gradients, the allocation snapshots) once the job has finished and its
+  // results are written. What a status reply needs stays: state, reason, steps, records, times.
+  // The coordinator keeps every job it has seen for `dnd status`; without this, each finished
+  // job kept its working buffers (megabytes on a 64x64 frame) for the coordinator's lifetime.
+  // After it, latent(), allocation() and snapshots() must not be used (DND_CHECK). A job that has
+  // not finished is a bug (DND_CHECK).
+  void ReleaseWorkingMemory();
+  bool released() const { return released_; }
+  // Bytes of the larger buffers ReleaseWorkingMemory frees (the latent, Q, the replies, the
+  // gradients, the snapshots; not the strategy's scratch): capacities, 0 after it.
+  size_t WorkingBytes() const;
 
   // Timestamps (unix ms) for status replies.
   int64_t submitted_unix_ms = 0;
@@ -120,13 +132,11 @@ class Job {
 
   // Results (valid once all steps are done).
   bool all_steps_done() const { return steps_done_ == total_steps() && !timesteps_.empty(); }
-  const std::vector<float>& latent() const { return x_; }
-  const method::Allocation& allocation() const { return strategy_->allocation(); }
+  const std::vector<float>& latent() const;
+  const method::Allocation& allocation() const;
   const std::vector<StepRecord>& records() const { return records_; }
   // Allocation snapshots for the evolution strip: (step index, Q) about every total/8 steps + last.
-  const std::vector<std::pair<uint32_t, std::vector<double>>>& snapshots() const {
-    return snapshots_;
-  }
+  const std::vector<std::pair<uint32_t, std::vector<double>>>& snapshots() const;
   double total_coordinator_ms() const { return total_coordinator_ms_; }
 
  private:
@@ -171,6 +181,7 @@ class Job {
   std::vector<StepRecord> records_;
   std::vector<std::pair<uint32_t, std::vector<double>>> snapshots_;
   double total_coordinator_ms_ = 0;
+  bool released_ = false;
 };
 
 }  // namespace dnd::coordinator

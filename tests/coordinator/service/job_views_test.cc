@@ -7,6 +7,7 @@
 // were really used: shifts are recorded and the latents sent differ from the frame.
 #include <cmath>
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -66,6 +67,7 @@ struct JobRun {
   std::vector<float> latent;
   std::vector<StepRecord> records;
   int latents_unlike_the_frame = 0;  // step requests whose latent was not the frame's
+  std::unique_ptr<Job> job;          // all steps done, not yet marked succeeded
 };
 
 JobRun RunJob(double view_gain) {
@@ -126,6 +128,7 @@ JobRun RunJob(double view_gain) {
   EXPECT_TRUE((*job)->all_steps_done()) << (*job)->reason();
   run.latent = (*job)->latent();
   run.records = (*job)->records();
+  run.job = std::move(job).value();
   return run;
 }
 
@@ -154,6 +157,39 @@ TEST(JobViews, ExpertsThatCommuteWithTranslationsGiveTheSameLatentWithAndWithout
   int wrong = 0;
   for (size_t k = 0; k < plain.latent.size(); ++k) wrong += plain.latent[k] != viewed.latent[k];
   EXPECT_EQ(wrong, 0) << "of " << plain.latent.size() << " latent values";
+}
+
+// The coordinator keeps every finished job for `dnd status`; once its results are written it
+// frees the job's working buffers (coordinator_server.cc, Finalise) and keeps only what status
+// needs.
+TEST(JobRelease, AFinishedJobFreesItsWorkingBuffersAndKeepsItsStatus) {
+  JobRun run = RunJob(8.0);
+  ASSERT_NE(run.job, nullptr);
+  Job& job = *run.job;
+  // Latent 2x12x12 floats, Q 3x144 doubles, two experts' replies and gradients, snapshots.
+  const size_t latent_bytes = static_cast<size_t>(kChannels) * kHeight * kWidth * sizeof(float);
+  EXPECT_GE(job.WorkingBytes(), 4 * latent_bytes);
+  job.MarkSucceeded();
+  job.ReleaseWorkingMemory();
+  EXPECT_TRUE(job.released());
+  EXPECT_EQ(job.WorkingBytes(), 0u);
+  EXPECT_EQ(job.state(), protocol::JobState::kSucceeded);
+  EXPECT_EQ(job.steps_done(), 8u);
+  EXPECT_EQ(job.records().size(), 8u);
+  EXPECT_EQ(job.records().back().share, run.records.back().share);
+  // Late messages for a released job are dropped, not used.
+  EXPECT_TRUE(job.OnStepReply("pa", protocol::StepReply{}, SteadyClock::now()).empty());
+  job.Cancel("too late");
+  EXPECT_EQ(job.state(), protocol::JobState::kSucceeded);
+}
+
+TEST(JobReleaseDeathTest, ReleasingARunningJobOrReadingAReleasedLatentIsABug) {
+  JobRun run = RunJob(0.0);
+  ASSERT_NE(run.job, nullptr);
+  EXPECT_DEATH(run.job->ReleaseWorkingMemory(), "released while running");
+  run.job->MarkSucceeded();
+  run.job->ReleaseWorkingMemory();
+  EXPECT_DEATH((void)run.job->latent(), "after ReleaseWorkingMemory");
 }
 
 }  // namespace
