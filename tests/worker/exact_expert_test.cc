@@ -639,6 +639,55 @@ TEST(ExactExpertTest, BatchedStepMatchesSingleItemSteps) {
   }
 }
 
+// The workers batch whatever jobs are in flight, so an item's outputs must not depend on the
+// batch around it, to the bit: otherwise a job's image changes from run to run with the timing of
+// the others (it did for the score utility's gradient while its blur was an at::conv2d). Steps and
+// gradients of a 32-item batch against each item alone, for both utility kinds.
+TEST(ExactExpertTest, AnItemGetsTheSameBitsInABatchAsAlone) {
+  const std::unique_ptr<Expert> expert = MakeExpert(TinyConfig(false));
+  const std::vector<FashionMnistItem> items = TinyItems({7, 8});
+  constexpr int kBatch = 32;
+  const double alphas[] = {0.2, 0.7, 0.95, 0.5};
+  std::vector<std::vector<float>> latents;
+  for (int i = 0; i < kBatch; ++i) {
+    latents.push_back(
+        NoisedCanvas(items[i % 4], 3 * (i % 4), 30 - 5 * (i % 4), alphas[i % 4], 40 + i));
+  }
+  std::vector<float> allocation(kPixels);
+  for (int j = 0; j < kPixels; ++j) allocation[j] = static_cast<float>((j % kSide) / 63.0);
+  for (UtilityKind kind : {UtilityKind::kScore, UtilityKind::kAttention}) {
+    std::vector<GradientInput> batch;
+    std::vector<StepInput> steps;
+    for (int i = 0; i < kBatch; ++i) {
+      steps.push_back({.latent = latents[i],
+                       .timestep = 100 * (i % 4),
+                       .alpha_cumprod = alphas[i % 4],
+                       .concept_name = i % 2 ? "bag" : "sneaker",
+                       .utility = kind});
+      batch.push_back({.step = steps.back(), .allocation = allocation});
+    }
+    const std::vector<StatusOr<StepOutput>> stepped = expert->Step(steps);
+    const std::vector<StatusOr<std::vector<float>>> gradients = expert->Gradient(batch);
+    ASSERT_EQ(stepped.size(), static_cast<size_t>(kBatch));
+    ASSERT_EQ(gradients.size(), static_cast<size_t>(kBatch));
+    int steps_differ = 0;
+    int gradients_differ = 0;
+    for (int i = 0; i < kBatch; ++i) {
+      const std::vector<StatusOr<StepOutput>> step_alone = expert->Step({&steps[i], 1});
+      const std::vector<StatusOr<std::vector<float>>> gradient_alone =
+          expert->Gradient({&batch[i], 1});
+      ASSERT_TRUE(stepped[i].ok() && step_alone[0].ok() && gradients[i].ok() &&
+                  gradient_alone[0].ok());
+      steps_differ += stepped[i]->prediction_cond != step_alone[0]->prediction_cond ||
+                      stepped[i]->prediction_uncond != step_alone[0]->prediction_uncond ||
+                      stepped[i]->utility != step_alone[0]->utility;
+      gradients_differ += *gradients[i] != *gradient_alone[0];
+    }
+    EXPECT_EQ(steps_differ, 0) << UtilityKindName(kind) << ": items of " << kBatch;
+    EXPECT_EQ(gradients_differ, 0) << UtilityKindName(kind) << ": items of " << kBatch;
+  }
+}
+
 TEST(ExactExpertTest, UnknownConceptIsNotFoundAndListsTheKnownOnes) {
   const std::unique_ptr<Expert> expert = MakeExpert(TinyConfig(false));
   const std::vector<float> x(kPixels, 0.0f);

@@ -21,7 +21,11 @@ at::Tensor NormalisePerItem(const at::Tensor& maps) {
                    at::full_like(maps, 1.0 / static_cast<double>(positions)));
 }
 
-// Separable Gaussian blur of [B, H, W] with replicate padding.
+// Separable Gaussian blur of [B, H, W] with replicate padding, as a weighted sum of shifted
+// slices: elementwise operations only, so that each item's map and its gradient are the same bits
+// whatever batch it is computed in. at::conv2d was not: its backward pass gave a different
+// gradient for an item depending on the batch around it, and the score-utility strategies'
+// results changed from run to run with the workers' batching.
 at::Tensor GaussianBlur(const at::Tensor& maps, double sigma_px) {
   const int radius = static_cast<int>(std::ceil(3.0 * sigma_px));
   std::vector<double> taps(2 * radius + 1);
@@ -31,14 +35,16 @@ at::Tensor GaussianBlur(const at::Tensor& maps, double sigma_px) {
     sum += taps[i + radius];
   }
   for (double& tap : taps) tap /= sum;
-  const at::Tensor kernel =
-      at::tensor(taps, at::TensorOptions().dtype(at::kDouble)).to(maps.scalar_type());
-  const int64_t size = 2 * radius + 1;
-  at::Tensor x = maps.unsqueeze(1);  // [B, 1, H, W]
-  x = at::replication_pad2d(x, {radius, radius, radius, radius});
-  x = at::conv2d(x, kernel.view({1, 1, 1, size}));
-  x = at::conv2d(x, kernel.view({1, 1, size, 1}));
-  return x.squeeze(1);
+  const int64_t height = maps.size(1);
+  const int64_t width = maps.size(2);
+  const at::Tensor padded =
+      at::replication_pad2d(maps.unsqueeze(1), {radius, radius, radius, radius}).squeeze(1);
+  // Along x (every padded row), then along y.
+  at::Tensor rows = padded.narrow(2, 0, width) * taps[0];
+  for (int k = 1; k <= 2 * radius; ++k) rows = rows + padded.narrow(2, k, width) * taps[k];
+  at::Tensor out = rows.narrow(1, 0, height) * taps[0];
+  for (int k = 1; k <= 2 * radius; ++k) out = out + rows.narrow(1, k, height) * taps[k];
+  return out;
 }
 
 }  // namespace
