@@ -58,6 +58,11 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "jobs and results")->capture_default_str();
   app.add_option("--max-jobs", options.max_concurrent_jobs, "jobs running at once")
       ->capture_default_str();
+  app.add_option("--keep-finished-jobs", options.keep_finished_jobs,
+                 "finished jobs kept in memory for status; older ones are dropped (their results "
+                 "stay on disk for dnd fetch)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000000));
   app.add_option("--step-deadline-ms", options.step_deadline_ms,
                  "how long a job waits for the experts' replies to one step")
       ->capture_default_str();

@@ -313,6 +313,14 @@ class CoordinatorServer::Loop {
   }
 
   Status UnknownJob(const std::string& id) const {
+    if (dropped_ > 0 && writer_.Read(id).ok()) {
+      return NotFoundError("job '" + id +
+                           "' has finished and is no longer held in memory (this coordinator "
+                           "keeps the last " +
+                           std::to_string(options_.keep_finished_jobs) +
+                           " finished jobs); its results are in " +
+                           writer_.JobDir(id).string() + " and `dnd fetch` returns them");
+    }
     return NotFoundError("no job '" + id + "' on this coordinator");
   }
 
@@ -368,6 +376,7 @@ class CoordinatorServer::Loop {
       if (job->finished() && !finalised_.contains(id)) Finalise(*job);
       if (job->state() == protocol::JobState::kRunning) ++running;
     }
+    DropOldFinishedJobs();
     while (running < static_cast<size_t>(options_.max_concurrent_jobs) && !queue_.empty()) {
       Job* job = FindJob(queue_.front());
       queue_.pop_front();
@@ -392,6 +401,7 @@ class CoordinatorServer::Loop {
 
   void Finalise(Job& job) {
     finalised_.insert(job.id());
+    finish_order_.push_back(job.id());
     job.finished_unix_ms = UnixMillis();
     if (job.state() != protocol::JobState::kSucceeded) {
       Status s = writer_.WriteRecordOnly(job, WallMs(job));
@@ -404,6 +414,21 @@ class CoordinatorServer::Loop {
     }
     NotifyWatchers(job, "");
     job.ReleaseWorkingMemory();  // results are on disk; status needs only the records
+  }
+
+  // Keeps the newest options_.keep_finished_jobs finished jobs in memory (not called while
+  // jobs_ is being iterated: it erases from it).
+  void DropOldFinishedJobs() {
+    while (finish_order_.size() > static_cast<size_t>(options_.keep_finished_jobs)) {
+      const std::string id = std::move(finish_order_.front());
+      finish_order_.pop_front();
+      jobs_.erase(id);
+      finalised_.erase(id);
+      started_at_.erase(id);
+      watchers_.erase(id);
+      std::erase_if(tokens_, [&id](const auto& token) { return token.second == id; });
+      dropped_ += 1;
+    }
   }
 
   int64_t WallMs(const Job& job) const {
@@ -431,6 +456,8 @@ class CoordinatorServer::Loop {
   std::unordered_map<std::string, std::vector<std::string>> watchers_;  // job id -> client peers
   std::unordered_map<std::string, SteadyClock::time_point> started_at_;
   std::set<std::string> finalised_;
+  std::deque<std::string> finish_order_;  // finished job ids still in jobs_, oldest first
+  uint64_t dropped_ = 0;                  // finished jobs dropped from memory so far
 };
 
 StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
@@ -441,6 +468,9 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
   }
   if (options.max_concurrent_jobs < 1) {
     return InvalidArgumentError("max_concurrent_jobs must be at least 1");
+  }
+  if (options.keep_finished_jobs < 1) {
+    return InvalidArgumentError("keep_finished_jobs must be at least 1");
   }
   if (options.step_deadline_ms < 1 || options.heartbeat_interval_ms < 1 ||
       options.worker_liveness_ms < options.heartbeat_interval_ms) {

@@ -73,6 +73,10 @@ struct CoordinatorOptions {
   int step_deadline_ms = 60000;                 // per round (step or guidance) of one job
   int heartbeat_interval_ms = 1000;             // told to workers in HelloAck
   int worker_liveness_ms = 3000;                // silent this long = offline
+  // Finished jobs kept in memory for `dnd status` / `dnd watch` (a few tens of kilobytes each:
+  // the per-step record). Beyond this many the oldest finished ones are dropped; their results
+  // stay on disk and `dnd fetch` still reads them. At least 1.
+  int keep_finished_jobs = 10000;
   JobDefaults defaults;
   // Decoders of image.png, at most one per latent space id (LoadAutoencoderDecoders). A job whose
   // latent space has none gets the channel-mean preview (pixel space needs none).

@@ -316,6 +316,11 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms, const ImageSou
 }
 
 StatusOr<std::vector<protocol::ResultFile>> ResultWriter::Read(const std::string& job_id) const {
+  // A job id names one directory under jobs/: nothing that could reach outside it.
+  if (job_id.empty() || job_id == "." || job_id == ".." ||
+      job_id.find_first_of("/\\") != std::string::npos || job_id.find('\0') != std::string::npos) {
+    return NotFoundError("no job '" + job_id + "': not a job id");
+  }
   const fs::path dir = JobDir(job_id);
   std::vector<protocol::ResultFile> files;
   for (const char* name :

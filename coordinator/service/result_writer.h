@@ -79,7 +79,8 @@ class ResultWriter {
   const LatentDecoder* FindDecoder(const std::string& latent_space_id) const;
   // Writes record.json only, for a failed or cancelled job (its reason and the steps it did).
   Status WriteRecordOnly(const Job& job, int64_t wall_ms) const;
-  // The files of a job, for FetchResult. NotFound when the job has none.
+  // The files of a job, for FetchResult. NotFound when the job has none, or when job_id is not
+  // a plain name (empty, ".", "..", or with a path separator): nothing outside jobs/ is read.
   StatusOr<std::vector<protocol::ResultFile>> Read(const std::string& job_id) const;
   // The highest job number found under data_dir/jobs ("j-000042" -> 42), so that a restarted
   // coordinator never reuses an id. 0 when there is none.

@@ -57,6 +57,7 @@ class Federation : public ::testing::Test {
     options.step_deadline_ms = 3000;
     options.heartbeat_interval_ms = 200;
     options.worker_liveness_ms = 1500;
+    Adjust(options);
     coordinator_ = std::move(CoordinatorServer::Create(options, *context_)).value();
     coordinator_thread_ = std::thread([this] { EXPECT_TRUE(coordinator_->Run().ok()); });
     endpoints_ = coordinator_->WaitUntilBound(std::chrono::seconds(10)).value();
@@ -67,6 +68,9 @@ class Federation : public ::testing::Test {
                   .value();
     WaitForExperts(2);
   }
+
+  // Lets a derived fixture change the coordinator's options.
+  virtual void Adjust(CoordinatorOptions&) {}
 
   void TearDown() override {
     client_.reset();
@@ -242,6 +246,51 @@ TEST_F(Federation, RunsATwoExpertJobAndWritesItsResults) {
   }
   EXPECT_TRUE(
       std::filesystem::exists(std::filesystem::path(data_dir_) / "jobs" / job / "image.png"));
+}
+
+// A coordinator that keeps only the 2 newest finished jobs in memory.
+class FederationKeepingTwo : public Federation {
+ protected:
+  void Adjust(CoordinatorOptions& options) override { options.keep_finished_jobs = 2; }
+};
+
+TEST_F(FederationKeepingTwo, DropsTheOldestFinishedJobsFromMemoryAndStillServesTheirResults) {
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 3; ++i) {
+    jobs.push_back(Submit(TwoExpertSpec(2), "token-" + std::to_string(i)));
+    ASSERT_FALSE(jobs.back().empty());
+    int events = 0;
+    ASSERT_EQ(WatchToEnd(jobs.back(), &events).state, protocol::JobState::kSucceeded);
+  }
+  // Status lists the two newest.
+  auto listed = Ask(protocol::GetStatus{});
+  auto* statuses = std::get_if<protocol::StatusReply>(&listed);
+  ASSERT_NE(statuses, nullptr);
+  std::vector<std::string> ids;
+  for (const auto& s : statuses->jobs) ids.push_back(s.job_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{jobs[1], jobs[2]}));
+  // The first: no status, a message that says why and where its results are ...
+  auto asked = Ask(protocol::GetStatus{.job_id = jobs[0]});
+  auto* error = std::get_if<protocol::ErrorReply>(&asked);
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(error->code, StatusCode::kNotFound);
+  EXPECT_NE(error->message.find("no longer held in memory"), std::string::npos) << error->message;
+  EXPECT_NE(error->message.find("keeps the last 2"), std::string::npos) << error->message;
+  // ... and its results, from disk.
+  auto fetched = Ask(protocol::FetchResult{.job_id = jobs[0]});
+  auto* files = std::get_if<protocol::ResultFiles>(&fetched);
+  ASSERT_NE(files, nullptr);
+  EXPECT_EQ(files->files.size(), 5u);
+  // A job that never existed is still plainly unknown.
+  auto unknown = Ask(protocol::GetStatus{.job_id = "j-999999"});
+  auto* unknown_error = std::get_if<protocol::ErrorReply>(&unknown);
+  ASSERT_NE(unknown_error, nullptr);
+  EXPECT_EQ(unknown_error->message.find("no longer held"), std::string::npos);
+  // Its client token went with it (a new job); the kept jobs' tokens still hold.
+  EXPECT_EQ(Submit(TwoExpertSpec(2), "token-2"), jobs[2]);
+  const std::string again = Submit(TwoExpertSpec(2), "token-0");
+  EXPECT_FALSE(again.empty());
+  EXPECT_NE(again, jobs[0]);
 }
 
 TEST_F(Federation, RefusesBadSpecsSayingWhatIsAvailable) {
