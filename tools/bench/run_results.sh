@@ -114,3 +114,5 @@ tune blur3 neural --utility-smoothing 3
 tune envyfree neural --fairness envy-free
 tune proportional_envyfree neural --fairness proportional,envy-free
 tune equitable neural --fairness equitable
+# Session 11: the proportional share below 1 (docs/results.md, same table).
+for rho in 0.75 0.5 0.25; do tune "rho$rho" neural --rho "$rho"; done
