@@ -289,7 +289,7 @@ class CoordinatorServer::Loop {
 
   void OnClient(const std::string& peer, protocol::FetchResult& fetch) {
     Job* job = FindJob(fetch.job_id);
-    if (job == nullptr && writer_.Read(fetch.job_id).ok() == false) {
+    if (job == nullptr && !writer_.HasRecord(fetch.job_id)) {
       SendClient(peer, protocol::MakeErrorReply(UnknownJob(fetch.job_id)));
       return;
     }
@@ -313,7 +313,7 @@ class CoordinatorServer::Loop {
   }
 
   Status UnknownJob(const std::string& id) const {
-    if (dropped_ > 0 && writer_.Read(id).ok()) {
+    if (dropped_ > 0 && writer_.HasRecord(id)) {
       return NotFoundError("job '" + id +
                            "' has finished and is no longer held in memory (this coordinator "
                            "keeps the last " +

@@ -113,8 +113,9 @@ class Job {
   // Frees what only a running job needs (the latent, the strategy and its allocation, the
   // experts' replies and gradients, the allocation snapshots) once the job has finished and its
   // results are written. What a status reply needs stays: state, reason, steps, records, times.
-  // The coordinator keeps every job it has seen for `dnd status`; without this, each finished
-  // job kept its working buffers (megabytes on a 64x64 frame) for the coordinator's lifetime.
+  // The coordinator keeps finished jobs for `dnd status` (CoordinatorOptions::
+  // keep_finished_jobs); without this, each kept its working buffers (megabytes on a 64x64
+  // frame) while it stayed.
   // After it, latent(), allocation() and snapshots() must not be used (DND_CHECK). A job that has
   // not finished is a bug (DND_CHECK).
   void ReleaseWorkingMemory();

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 #include <nlohmann/json.hpp>
 #include <png.h>
@@ -15,6 +16,13 @@
 
 namespace dnd::coordinator {
 namespace {
+
+// A job id names one directory under jobs/: nothing that could reach outside it.
+bool IsPlainJobId(const std::string& job_id) {
+  return !job_id.empty() && job_id != "." && job_id != ".." &&
+         job_id.find_first_of("/\\") == std::string::npos &&
+         job_id.find('\0') == std::string::npos;
+}
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -315,12 +323,13 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms, const ImageSou
   return OkStatus();
 }
 
+bool ResultWriter::HasRecord(const std::string& job_id) const {
+  std::error_code error;
+  return IsPlainJobId(job_id) && fs::is_regular_file(JobDir(job_id) / kRecordFile, error);
+}
+
 StatusOr<std::vector<protocol::ResultFile>> ResultWriter::Read(const std::string& job_id) const {
-  // A job id names one directory under jobs/: nothing that could reach outside it.
-  if (job_id.empty() || job_id == "." || job_id == ".." ||
-      job_id.find_first_of("/\\") != std::string::npos || job_id.find('\0') != std::string::npos) {
-    return NotFoundError("no job '" + job_id + "': not a job id");
-  }
+  if (!IsPlainJobId(job_id)) return NotFoundError("no job '" + job_id + "': not a job id");
   const fs::path dir = JobDir(job_id);
   std::vector<protocol::ResultFile> files;
   for (const char* name :

@@ -82,6 +82,9 @@ class ResultWriter {
   // The files of a job, for FetchResult. NotFound when the job has none, or when job_id is not
   // a plain name (empty, ".", "..", or with a path separator): nothing outside jobs/ is read.
   StatusOr<std::vector<protocol::ResultFile>> Read(const std::string& job_id) const;
+  // Whether job_id is a plain name with a record.json under jobs/ (every job that ended has one),
+  // without reading its files.
+  bool HasRecord(const std::string& job_id) const;
   // The highest job number found under data_dir/jobs ("j-000042" -> 42), so that a restarted
   // coordinator never reuses an id. 0 when there is none.
   uint64_t HighestJobNumber() const;

@@ -223,18 +223,20 @@ TEST_F(ResultWriterTest, LatentNpyHoldsTheFinalLatentUnderANumpyV1Header) {
 
 // FetchResult passes the client's job id to Read: an id that is a path must not reach files
 // outside jobs/ (here a job's real files, one level up and through "..").
-TEST_F(ResultWriterTest, ReadRefusesIdsThatAreNotPlainNames) {
+TEST_F(ResultWriterTest, ReadAndHasRecordRefuseIdsThatAreNotPlainNames) {
   const std::unique_ptr<Job> job = FinishedJob("test-space");
   ResultWriter writer(dir_, kScale);
   ASSERT_TRUE(writer.WriteSuccess(*job, 10).ok());
   ASSERT_TRUE(writer.Read("j-000001").ok());
-  fs::create_directories(fs::path(dir_) / "elsewhere");
+  EXPECT_TRUE(writer.HasRecord("j-000001"));
+  EXPECT_FALSE(writer.HasRecord("j-000002"));
   const std::vector<std::string> ids = {"../jobs/j-000001", "j-000001/", "./j-000001",  "..", ".",
                                         "",  "x/../j-000001",
                                         fs::absolute(fs::path(dir_) / "jobs" / "j-000001").string()};
   for (const std::string& id : ids) {
     auto files = writer.Read(id);
     EXPECT_EQ(files.status().code(), StatusCode::kNotFound) << "'" << id << "'";
+    EXPECT_FALSE(writer.HasRecord(id)) << "'" << id << "'";
   }
 }
 
