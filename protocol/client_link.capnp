@@ -134,6 +134,7 @@ struct ExpertInfo {
   predictionType @6 :Common.PredictionType;
   alive @7 :Bool;
   lastSeenMillisAgo @8 :UInt64;
+  guidanceScale @9 :Float32;       # WorkerHello.guidanceScale (0 = the coordinator's default).
 }
 
 struct ExpertList {

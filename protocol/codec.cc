@@ -312,6 +312,16 @@ Status RequireFinite(double v, std::string_view field) {
   return OkStatus();
 }
 
+// A declared guidance scale: finite and in [0, 100] (0 = none; the job spec's cfg range).
+Status CheckGuidanceScale(double v, std::string_view field) {
+  DND_RETURN_IF_ERROR(RequireFinite(v, field));
+  if (v < 0 || v > 100) {
+    return InvalidArgumentError("field '" + std::string(field) +
+                                "' must be in [0, 100] (0 = none), got " + std::to_string(v));
+  }
+  return OkStatus();
+}
+
 Status RequireNonEmpty(const std::string& v, std::string_view field) {
   if (v.empty())
     return InvalidArgumentError("field '" + std::string(field) + "' must not be empty");
@@ -370,6 +380,8 @@ StatusOr<WorkerHello> ReadWorkerHello(wire::WorkerHello::Reader r) {
                        ReadPredictionType(r.getPredictionType(), "hello.predictionType"));
   h.max_batch = r.getMaxBatch();
   if (h.max_batch == 0) return InvalidArgumentError("field 'hello.maxBatch' must be >= 1, got 0");
+  h.guidance_scale = r.getGuidanceScale();
+  DND_RETURN_IF_ERROR(CheckGuidanceScale(h.guidance_scale, "hello.guidanceScale"));
   return h;
 }
 
@@ -628,6 +640,8 @@ StatusOr<ExpertList> ReadExpertList(wire::ExpertList::Reader r) {
                          ReadPredictionType(e.getPredictionType(), field + ".predictionType"));
     x.alive = e.getAlive();
     x.last_seen_millis_ago = e.getLastSeenMillisAgo();
+    x.guidance_scale = e.getGuidanceScale();
+    DND_RETURN_IF_ERROR(CheckGuidanceScale(x.guidance_scale, field + ".guidanceScale"));
     list.experts.push_back(std::move(x));
   }
   return list;
@@ -734,6 +748,7 @@ std::string Encode(const WorkerToCoordinator& message) {
                    WriteUtilities(h.utilities, b.initUtilities(h.utilities.size()));
                    b.setPredictionType(static_cast<wire::PredictionType>(h.prediction_type));
                    b.setMaxBatch(h.max_batch);
+                   b.setGuidanceScale(h.guidance_scale);
                  },
                  [&](const StepReply& s) {
                    auto b = body.initStepReply();
@@ -883,6 +898,7 @@ std::string Encode(const CoordinatorToClient& message) {
                      b.setPredictionType(static_cast<wire::PredictionType>(x.prediction_type));
                      b.setAlive(x.alive);
                      b.setLastSeenMillisAgo(x.last_seen_millis_ago);
+                     b.setGuidanceScale(x.guidance_scale);
                    }
                  },
                  [&](const ResultFiles& r) {

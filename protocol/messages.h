@@ -82,6 +82,8 @@ struct WorkerHello {
   std::vector<UtilityKind> utilities;
   PredictionType prediction_type = PredictionType::kEpsilon;
   uint32_t max_batch = 1;
+  // The owner's CFG scale, used by jobs that set none; 0 = none (the coordinator's default).
+  float guidance_scale = 0.0f;
   friend bool operator==(const WorkerHello&, const WorkerHello&) = default;
 };
 
@@ -259,6 +261,7 @@ struct ExpertInfo {
   PredictionType prediction_type = PredictionType::kEpsilon;
   bool alive = false;
   uint64_t last_seen_millis_ago = 0;
+  float guidance_scale = 0.0f;  // WorkerHello::guidance_scale
   friend bool operator==(const ExpertInfo&, const ExpertInfo&) = default;
 };
 

@@ -19,6 +19,9 @@ struct WorkerHello {
   utilities @6 :List(Common.UtilityKind);       # Utilities the expert can report.
   predictionType @7 :Common.PredictionType;     # What the expert's network predicts.
   maxBatch @8 :UInt32;                          # Largest batch of step requests it serves at once (>= 1).
+  # The owner's classifier-free guidance scale for this expert, used by jobs that set none (finite,
+  # in [0, 100]); 0 = no preference: such jobs use the coordinator's default.
+  guidanceScale @9 :Float32;
 }
 
 # The coordinator's answer to WorkerHello.

@@ -1,5 +1,7 @@
 // `dnd experts`: who is connected to the coordinator and what each expert knows: a table of name,
-// organisation, latent space, shape, concepts, utilities and liveness, or --json.
+// organisation, latent space, shape, concepts, utilities, the owner's guidance scale and liveness,
+// or --json.
+#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -22,6 +24,14 @@ std::string Join(const std::vector<std::string>& items, const char* separator) {
   return out;
 }
 
+// The owner's guidance scale, or "default" (the coordinator's) where it declares none.
+std::string GuidanceScaleText(float scale) {
+  if (scale <= 0.0f) return "default";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", static_cast<double>(scale));
+  return text;
+}
+
 void RunExperts(const ExpertsFlags& flags, const ConnectionFlags& connection_flags) {
   auto connection = ConnectToCoordinator(connection_flags);
   if (!connection.ok()) ExitWithStatus("experts", connection.status());
@@ -38,7 +48,7 @@ void RunExperts(const ExpertsFlags& flags, const ConnectionFlags& connection_fla
     return;
   }
   std::vector<std::vector<std::string>> rows = {
-      {"NAME", "ORGANISATION", "LATENT SPACE", "SHAPE", "CONCEPTS", "UTILITIES", "ALIVE"}};
+      {"NAME", "ORGANISATION", "LATENT SPACE", "SHAPE", "CONCEPTS", "UTILITIES", "CFG", "ALIVE"}};
   for (const protocol::ExpertInfo& expert : *experts) {
     std::vector<std::string> shape, utilities;
     for (uint32_t d : expert.latent_shape) shape.push_back(std::to_string(d));
@@ -47,6 +57,7 @@ void RunExperts(const ExpertsFlags& flags, const ConnectionFlags& connection_fla
     }
     rows.push_back({expert.expert_name, expert.organisation, expert.latent_space_id,
                     Join(shape, "x"), Join(expert.concepts, ","), Join(utilities, ","),
+                    GuidanceScaleText(expert.guidance_scale),
                     expert.alive
                         ? "yes"
                         : "no (" + std::to_string(expert.last_seen_millis_ago / 1000) + " s ago)"});

@@ -40,6 +40,7 @@ nlohmann::json ExpertInfoJson(const protocol::ExpertInfo& expert) {
     utilities.push_back(protocol::UtilityKindName(u));
   j["utilities"] = utilities;
   j["prediction_type"] = protocol::PredictionTypeName(expert.prediction_type);
+  j["guidance_scale"] = expert.guidance_scale;  // 0 = the coordinator's default
   j["alive"] = expert.alive;
   j["last_seen_millis_ago"] = expert.last_seen_millis_ago;
   return j;

@@ -96,6 +96,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--batch-wait-ms", options.batch_wait_ms, "how long a batch may wait to fill")
       ->capture_default_str();
+  app.add_option("--guidance-scale", options.guidance_scale,
+                 "this expert's classifier-free guidance scale, used by jobs that set none "
+                 "(0 = the coordinator's default)")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
   app.add_option("--threads", threads, "compute threads (0 = $DND_THREADS or all cores)");
   app.add_flag("--plain", plain, "no encryption or authentication (tests and demos only)");
   app.add_option("--key-dir", key_dir, "directory with this worker's CURVE key pair");

@@ -133,7 +133,7 @@ std::vector<Outgoing> Job::FanOutStep(SteadyClock::time_point now) {
       method::Roll(x_, shape_.height, shape_.width, views_[i].Inverse(), r.latent.f32);
     }
     r.concept_name = e.concept_name;
-    r.cfg_scale = resolved_.spec.cfg_scale * e.weight;
+    r.cfg_scale = e.guidance_scale;
     r.utility = resolved_.spec.utility;
     r.want_guidance = strategy_->WantsGradients();
     out.push_back({e.peer, std::move(r)});
@@ -185,7 +185,7 @@ std::vector<Outgoing> Job::FinishStepRound(SteadyClock::time_point now) {
   for (size_t i = 0; i < experts_.size(); ++i) {
     outputs.push_back({.cond = step_replies_[i].prediction_cond.f32,
                        .uncond = step_replies_[i].prediction_uncond.f32,
-                       .guidance_scale = resolved_.spec.cfg_scale * experts_[i].weight,
+                       .guidance_scale = experts_[i].guidance_scale,
                        .prediction_type = ToMethodPrediction(experts_[i].prediction_type)});
     utilities.push_back(step_replies_[i].utility.f32);
   }

@@ -32,6 +32,9 @@ struct JobExpert {
   std::string peer;  // routing id of its worker
   protocol::PredictionType prediction_type = protocol::PredictionType::kEpsilon;
   float weight = 1.0f;
+  // The CFG scale this expert samples with in this job: the spec's scale when it sets one, else
+  // the owner's (WorkerHello::guidance_scale), else the coordinator's default; times the weight.
+  float guidance_scale = 0.0f;
 };
 
 // A request for one worker.

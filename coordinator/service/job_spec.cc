@@ -132,12 +132,18 @@ StatusOr<ResolvedJob> ResolveJob(const protocol::JobSpec& raw, const JobDefaults
           "), '" + ref.expert_name + "' uses '" + w->hello.latent_space_id + "' (" +
           ShapeString(w->hello.latent_shape) + ")");
     }
+    // The job's scale when it sets one; otherwise the owner's, where the worker declares one
+    // (docs/method.md decision 16), else the coordinator's default (already in spec.cfg_scale).
+    const float scale = raw.cfg_scale == 0.0f && w->hello.guidance_scale > 0.0f
+                            ? w->hello.guidance_scale
+                            : spec.cfg_scale;
     job.experts.push_back(JobExpert{.expert_name = ref.expert_name,
                                     .organisation = w->hello.organisation,
                                     .concept_name = ref.concept_name,
                                     .peer = w->peer,
                                     .prediction_type = w->hello.prediction_type,
-                                    .weight = ref.weight});
+                                    .weight = ref.weight,
+                                    .guidance_scale = scale * ref.weight});
   }
 
   method::StrategyOptions& s = job.resolved.strategy;

@@ -257,6 +257,7 @@ Status ResultWriter::WriteRecord(const Job& job, int64_t wall_ms, const ImageSou
     experts.push_back({{"expert", e.expert_name},
                        {"organisation", e.organisation},
                        {"concept", e.concept_name},
+                       {"guidance_scale", e.guidance_scale},
                        {"colour", Hex(PlayerColour(static_cast<int>(i),
                                                    static_cast<int>(job.experts().size())))}});
   }

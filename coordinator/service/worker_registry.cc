@@ -77,6 +77,7 @@ std::vector<protocol::ExpertInfo> WorkerRegistry::List(
     info.concepts = w.hello.concepts;
     info.utilities = w.hello.utilities;
     info.prediction_type = w.hello.prediction_type;
+    info.guidance_scale = w.hello.guidance_scale;
     info.alive = w.alive;
     info.last_seen_millis_ago = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(now - w.last_seen).count());

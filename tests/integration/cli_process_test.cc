@@ -122,7 +122,7 @@ class Federation {
     coordinator.insert(coordinator.end(), security.begin(), security.end());
     coordinator_ = std::make_unique<testing::Subprocess>(coordinator, dir_ + "/coordinator.log");
     StartWorker("footwear", "sandal,sneaker,ankle_boot");
-    StartWorker("rest", "trouser,dress,bag");
+    StartWorker("rest", "trouser,dress,bag", {"--guidance-scale", "8"});  // its owner's scale
   }
 
   // Connection flags for `dnd` as client `name` (CURVE) or plain.
@@ -186,10 +186,12 @@ class Federation {
   }
 
  private:
-  void StartWorker(const std::string& name, const std::string& concepts) {
+  void StartWorker(const std::string& name, const std::string& concepts,
+                   const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {
         DND_WORKER_BINARY, "--coordinator", worker_ep_,  "--name", name, "--organisation", name,
         "--concepts",      concepts,        "--threads", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
     if (curve_) {
       for (const std::string& f :
            {std::string("--key-dir"), keys_, std::string("--key-name"), name,
@@ -241,6 +243,12 @@ TEST(CliProcessTest, FullJobThroughTheCommandLine) {
   EXPECT_EQ(experts.exit_code, kExitOk);
   EXPECT_NE(experts.output.find("footwear"), std::string::npos) << experts.output;
   EXPECT_NE(experts.output.find("sandal,sneaker,ankle_boot"), std::string::npos);
+  EXPECT_NE(experts.output.find("CFG"), std::string::npos) << experts.output;
+  EXPECT_NE(experts.output.find("default"), std::string::npos) << "footwear declares no scale";
+  // The job set no --cfg: footwear sampled with the coordinator's default, rest with its owner's.
+  auto record = nlohmann::json::parse(ReadAll(std::filesystem::path(out) / "record.json"));
+  EXPECT_EQ(record["experts"][0]["guidance_scale"], 5.0) << record["experts"];
+  EXPECT_EQ(record["experts"][1]["guidance_scale"], 8.0) << record["experts"];
 
   CliResult unknown = federation.Cli({"status", "j-999999"});
   EXPECT_EQ(unknown.exit_code, kExitUsage) << unknown.output;

@@ -81,6 +81,7 @@ WorkerHello SampleHello() {
   h.utilities = {UtilityKind::kScore, UtilityKind::kAttention};
   h.prediction_type = PredictionType::kVPrediction;
   h.max_batch = 8;
+  h.guidance_scale = 7.5f;
   return h;
 }
 
@@ -144,7 +145,8 @@ std::vector<CoordinatorToClient> AllCoordinatorToClient() {
                   {UtilityKind::kScore},
                   PredictionType::kSample,
                   true,
-                  250};
+                  250,
+                  10.0f};
   ResultFile png{"image.png", {0x89, 'P', 'N', 'G', 0, 255}};
   ResultFile json{"metrics.json", {'{', '}'}};
   return {SubmitReply{"job-1"},
@@ -369,6 +371,33 @@ TEST(CodecTest, NonFiniteValuesAreRejectedWhereForbidden) {
     ASSERT_FALSE(d.ok());
     EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
   }
+}
+
+TEST(CodecTest, DeclaredGuidanceScalesOutsideTheJobRangeAreInvalidArgument) {
+  for (float bad : {-1.0f, 100.5f, std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::infinity()}) {
+    WorkerHello h = SampleHello();
+    h.guidance_scale = bad;
+    auto d = DecodeWorkerToCoordinator(AsBytes(Encode(WorkerToCoordinator(h))));
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(d.status().message().find("hello.guidanceScale"), std::string::npos)
+        << d.status().ToString();
+  }
+  for (float good : {0.0f, 100.0f}) {  // 0: none (the coordinator's default)
+    WorkerHello h = SampleHello();
+    h.guidance_scale = good;
+    auto d = DecodeWorkerToCoordinator(AsBytes(Encode(WorkerToCoordinator(h))));
+    ASSERT_TRUE(d.ok()) << good << ": " << d.status().ToString();
+    EXPECT_EQ(std::get<WorkerHello>(*d).guidance_scale, good);
+  }
+  ExpertInfo info;
+  info.expert_name = "tops";
+  info.guidance_scale = -2.0f;
+  auto d = DecodeCoordinatorToClient(AsBytes(Encode(CoordinatorToClient(ExpertList{{info}}))));
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("expertList.experts[0].guidanceScale"), std::string::npos)
+      << d.status().ToString();
 }
 
 TEST(CodecTest, NegativeUtilityIsInvalidArgument) {

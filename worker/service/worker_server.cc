@@ -84,7 +84,7 @@ protocol::PredictionType ToWirePrediction(experts::PredictionType type) {
 }
 
 protocol::WorkerHello MakeHello(const experts::ExpertInfo& info, const std::string& organisation,
-                                size_t max_batch) {
+                                size_t max_batch, double guidance_scale) {
   protocol::WorkerHello hello;
   hello.expert_name = info.name;
   hello.organisation = organisation;
@@ -96,6 +96,7 @@ protocol::WorkerHello MakeHello(const experts::ExpertInfo& info, const std::stri
   for (experts::UtilityKind u : info.utilities) hello.utilities.push_back(ToWireUtility(u));
   hello.prediction_type = ToWirePrediction(info.prediction_type);
   hello.max_batch = static_cast<uint32_t>(max_batch);
+  hello.guidance_scale = static_cast<float>(guidance_scale);
   return hello;
 }
 
@@ -182,7 +183,8 @@ class WorkerServer::Loop {
   }
 
   void SendHello() {
-    Send(MakeHello(info_, server_.options_.organisation, server_.options_.max_batch));
+    Send(MakeHello(info_, server_.options_.organisation, server_.options_.max_batch,
+                   server_.options_.guidance_scale));
     next_hello_ = Clock::now() + std::chrono::milliseconds(server_.options_.hello_retry_ms);
   }
 
@@ -399,6 +401,10 @@ StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Create(
   if (options.batch_wait_ms < 0) return InvalidArgumentError("batch_wait_ms must not be negative");
   if (options.heartbeat_interval_ms <= 0 || options.hello_retry_ms <= 0) {
     return InvalidArgumentError("heartbeat and hello intervals must be positive");
+  }
+  if (!(options.guidance_scale >= 0 && options.guidance_scale <= 100)) {
+    return InvalidArgumentError("guidance scale " + std::to_string(options.guidance_scale) +
+                                " is outside [0, 100] (0 = the coordinator's default)");
   }
   if (options.guidance_cache_jobs == 0) {
     return InvalidArgumentError("guidance_cache_jobs must be at least 1");

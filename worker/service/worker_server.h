@@ -33,13 +33,18 @@ struct WorkerOptions {
   // Step inputs kept for the guidance request of the same step: the latest step of each job, for
   // at most this many jobs (least recently used evicted).
   size_t guidance_cache_jobs = 256;
+  // The owner's classifier-free guidance scale for this expert, announced in WorkerHello: jobs that
+  // set no scale sample this expert with it (docs/method.md decision 16). 0 = no preference (the
+  // coordinator's default); otherwise finite and in (0, 100].
+  double guidance_scale = 0.0;
 };
 
 // Thread rule: Create on any thread; Run on the thread that will own the socket (it creates it).
 // RequestStop() is thread-safe.
 class WorkerServer {
  public:
-  // InvalidArgument for an empty endpoint, max_batch 0, negative waits, or unset security.
+  // InvalidArgument for an empty endpoint, max_batch 0, negative waits, a guidance scale outside
+  // [0, 100], or unset security.
   static StatusOr<std::unique_ptr<WorkerServer>> Create(WorkerOptions options,
                                                         std::unique_ptr<experts::Expert> expert,
                                                         protocol::TransportContext& context);
@@ -68,7 +73,7 @@ protocol::UtilityKind ToWireUtility(experts::UtilityKind kind);
 protocol::PredictionType ToWirePrediction(experts::PredictionType type);
 // The registration message describing `info`.
 protocol::WorkerHello MakeHello(const experts::ExpertInfo& info, const std::string& organisation,
-                                size_t max_batch);
+                                size_t max_batch, double guidance_scale = 0.0);
 // InvalidArgument when the request's latent is not exactly the expert's (C, H, W) float32 tensor.
 Status CheckLatentShape(const experts::ExpertInfo& info, const protocol::Tensor& latent);
 

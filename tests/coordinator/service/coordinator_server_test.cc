@@ -69,8 +69,9 @@ class Federation : public ::testing::Test {
     WaitForExperts(2);
   }
 
-  // Lets a derived fixture change the coordinator's options.
+  // Lets a derived fixture change the coordinator's options and the workers'.
   virtual void Adjust(CoordinatorOptions&) {}
+  virtual void AdjustWorker(const std::string& /*name*/, worker::WorkerOptions&) {}
 
   void TearDown() override {
     client_.reset();
@@ -86,6 +87,7 @@ class Federation : public ::testing::Test {
     options.security = protocol::SecurityOptions::Plain();
     options.organisation = name + "-org";
     options.heartbeat_interval_ms = 200;
+    AdjustWorker(name, options);
     workers_.push_back(std::move(worker::WorkerServer::Create(
                                      options, ExactExpert(name, std::move(concepts)), *context_))
                            .value());
@@ -156,6 +158,30 @@ class Federation : public ::testing::Test {
         return *e;
       }
     }
+  }
+
+  // Runs `spec` to its end and returns its record.json and latent.npy (empty when it failed).
+  std::pair<nlohmann::json, std::vector<uint8_t>> RunToResults(const protocol::JobSpec& spec) {
+    const std::string job = Submit(spec);
+    if (job.empty()) return {};
+    int events = 0;
+    const protocol::ProgressEvent last = WatchToEnd(job, &events);
+    EXPECT_EQ(last.state, protocol::JobState::kSucceeded) << last.message;
+    auto fetched = Ask(protocol::FetchResult{.job_id = job});
+    auto* files = std::get_if<protocol::ResultFiles>(&fetched);
+    if (files == nullptr) {
+      ADD_FAILURE() << "no results for " << job;
+      return {};
+    }
+    std::pair<nlohmann::json, std::vector<uint8_t>> out;
+    for (const auto& f : files->files) {
+      if (f.name == "record.json") {
+        out.first = nlohmann::json::parse(std::string(f.data.begin(), f.data.end()));
+      } else if (f.name == "latent.npy") {
+        out.second = f.data;
+      }
+    }
+    return out;
   }
 
   std::unique_ptr<protocol::TransportContext> context_;
@@ -291,6 +317,49 @@ TEST_F(FederationKeepingTwo, DropsTheOldestFinishedJobsFromMemoryAndStillServesT
   const std::string again = Submit(TwoExpertSpec(2), "token-0");
   EXPECT_FALSE(again.empty());
   EXPECT_NE(again, jobs[0]);
+}
+
+// The owner of `rest` serves it with guidance scale 10 (dnd-worker --guidance-scale 10).
+class FederationWithAnOwnersScale : public Federation {
+ protected:
+  void AdjustWorker(const std::string& name, worker::WorkerOptions& options) override {
+    if (name == "rest") options.guidance_scale = 10.0;
+  }
+};
+
+TEST_F(FederationWithAnOwnersScale, JobsThatSetNoScaleUseTheOwnersAndOthersTheirOwn) {
+  auto listed = Ask(protocol::ListExperts{});
+  const auto& experts = std::get<protocol::ExpertList>(listed).experts;
+  ASSERT_EQ(experts.size(), 2u);
+  EXPECT_EQ(experts[0].guidance_scale, 0.0f);  // footwear declares none
+  EXPECT_EQ(experts[1].guidance_scale, 10.0f);
+  const float fallback = JobDefaults{}.cfg_scale;
+  ASSERT_EQ(fallback, 5.0f) << "the weights below assume the default scale 5";
+
+  // No scale in the spec: rest samples with its owner's 10, footwear with the default.
+  protocol::JobSpec owners = TwoExpertSpec(4);
+  const auto [owners_record, owners_latent] = RunToResults(owners);
+  ASSERT_FALSE(owners_latent.empty());
+  EXPECT_EQ(owners_record["experts"][0]["guidance_scale"], fallback);
+  EXPECT_EQ(owners_record["experts"][1]["guidance_scale"], 10.0);
+
+  // The same scales reached through the job's own numbers (5 for all, rest's weight 2) give the
+  // same image, to the bit: the owner's scale is what the sampler used.
+  protocol::JobSpec weighted = TwoExpertSpec(4);
+  weighted.cfg_scale = 5.0f;
+  weighted.experts[1].weight = 2.0f;
+  const auto [weighted_record, weighted_latent] = RunToResults(weighted);
+  EXPECT_EQ(weighted_record["experts"][1]["guidance_scale"], 10.0);
+  EXPECT_EQ(weighted_latent, owners_latent);
+
+  // A scale in the spec applies to every expert, the owner's one included (times its weight).
+  protocol::JobSpec explicit_scale = TwoExpertSpec(4);
+  explicit_scale.cfg_scale = 5.0f;
+  const auto [explicit_record, explicit_latent] = RunToResults(explicit_scale);
+  EXPECT_EQ(explicit_record["experts"][0]["guidance_scale"], 5.0);
+  EXPECT_EQ(explicit_record["experts"][1]["guidance_scale"], 5.0);
+  ASSERT_FALSE(explicit_latent.empty());
+  EXPECT_NE(explicit_latent, owners_latent);
 }
 
 TEST_F(Federation, RefusesBadSpecsSayingWhatIsAvailable) {

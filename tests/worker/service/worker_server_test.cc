@@ -4,6 +4,7 @@
 #include "worker/service/worker_server.h"
 
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <variant>
@@ -115,7 +116,8 @@ class WorkerProcessTest : public ::testing::Test {
                                  "--name", "footwear", "--organisation", "acme-shoes", "--concepts",
                                  "sandal,sneaker,ankle_boot", "--items-per-class",
                                  std::to_string(kItemsPerClass), "--max-batch", "4",
-                                 "--batch-wait-ms", "300", "--threads", "1"},
+                                 "--batch-wait-ms", "300", "--threads", "1",
+                                 "--guidance-scale", "7.5"},
         dir_ + "/worker.log");
     // Registration.
     WorkerToCoordinator first = Next();
@@ -202,6 +204,7 @@ TEST_F(WorkerProcessTest, RegistersWhatItServes) {
   EXPECT_EQ(hello_.concepts, (std::vector<std::string>{"sandal", "sneaker", "ankle_boot"}));
   EXPECT_EQ(hello_.max_batch, 4u);
   EXPECT_EQ(hello_.latent_space_id, reference_->Describe().latent.id);
+  EXPECT_EQ(hello_.guidance_scale, 7.5f);  // its owner's --guidance-scale
 }
 
 TEST_F(WorkerProcessTest, StepAndGuidanceMatchTheExpertInProcess) {
@@ -409,6 +412,14 @@ TEST(WorkerServerTest, CreateRejectsBadOptions) {
   WorkerOptions unset_security = good;
   unset_security.security = protocol::SecurityOptions{};
   EXPECT_EQ(make(unset_security).code(), StatusCode::kInvalidArgument);
+  for (double scale : {-1.0, 100.5, std::numeric_limits<double>::quiet_NaN()}) {
+    WorkerOptions bad_scale = good;
+    bad_scale.guidance_scale = scale;
+    EXPECT_EQ(make(bad_scale).code(), StatusCode::kInvalidArgument) << scale;
+  }
+  WorkerOptions owners_scale = good;
+  owners_scale.guidance_scale = 10.0;
+  EXPECT_TRUE(make(owners_scale).ok());
 }
 
 }  // namespace
