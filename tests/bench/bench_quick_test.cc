@@ -86,6 +86,7 @@ TEST(BenchQuickTest, QuickComposeProducesTablesWhoseCountsAddUp) {
   options.quick = true;
   options.data_dir = std::string(experts::kDefaultFashionMnistDir);
   options.jobs_in_flight = 16;
+  options.guidance_scales = {{"tops", 7.0}};  // the tops worker's owner's scale
   options.progress = &std::cerr;  // in the test log: per-strategy lines and timings
   auto report = RunComposeBench(options, *file, std::move(experts), PixelDecoder(), judge);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -93,6 +94,9 @@ TEST(BenchQuickTest, QuickComposeProducesTablesWhoseCountsAddUp) {
   ASSERT_EQ(report->suites.size(), file->suites.size());
   const nlohmann::json json = ComposeReportJson(*report);
   const std::string markdown = ComposeReportMarkdown(*report);
+  EXPECT_EQ(json["guidance_scales"]["tops"], 7.0);
+  EXPECT_EQ(json["cfg"], "default");
+  EXPECT_NE(markdown.find("tops 7.0 (the owners' scales)"), std::string::npos) << markdown;
   for (const SuiteReport& suite : report->suites) {
     const Suite quick = QuickSubset(*file, *file->FindSuite(suite.name));
     const int images = quick.NumImages();

@@ -160,6 +160,10 @@ check_all() {
       "$defs containers[0] | arg(.; \"--backend\") == \"neural\" and
          arg(.; \"--model\") == \"/usr/share/dnd/models/$name.pt\""
   done
+  # The tops owner serves its expert at guidance scale 10 (docs/method.md decision 16).
+  j=$(render "$k8s/overlays/example-tops") &&
+    expect "example-tops: declares its guidance scale, 10" "$j" \
+      "$defs containers[0] | arg(.; \"--guidance-scale\") == \"10\""
 }
 
 check_all "$root/deploy/k8s"

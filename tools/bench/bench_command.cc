@@ -2,6 +2,7 @@
 // judge -> the run -> table on stdout, JSON and grids on request.
 #include "tools/bench/bench_command.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
@@ -101,13 +102,41 @@ void RunExpertsCommand(const CommonFlags& flags, ExpertsBenchOptions options,
   }
 }
 
+// "NAME=W" items of --expert-guidance-scale over the domain's owners' scales. InvalidArgument for
+// a malformed item, an expert the suite file does not name, or W outside [0, 100].
+StatusOr<std::map<std::string, double>> GuidanceScales(const std::string& domain,
+                                                       const std::vector<std::string>& items,
+                                                       const SuiteFile& file) {
+  DND_ASSIGN_OR_RETURN(auto scales, DomainGuidanceScales(domain));
+  for (const std::string& item : items) {
+    const size_t eq = item.find('=');
+    double scale = -1;
+    const std::string name = item.substr(0, eq);
+    if (eq == std::string::npos || !CLI::detail::lexical_cast(item.substr(eq + 1), scale) ||
+        !(scale >= 0 && scale <= 100)) {
+      return InvalidArgumentError("--expert-guidance-scale wants NAME=W with W in [0, 100] (0 = "
+                                  "the coordinator's default), not '" + item + "'");
+    }
+    if (std::find(file.expert_order.begin(), file.expert_order.end(), name) ==
+        file.expert_order.end()) {
+      return InvalidArgumentError("--expert-guidance-scale names expert '" + name +
+                                  "', which the suite file does not use");
+    }
+    scales[name] = scale;
+  }
+  return scales;
+}
+
 void RunComposeCommand(const CommonFlags& flags, ComposeBenchOptions options,
-                       const std::string& suite_path, const std::string& markdown_path) {
+                       const std::string& suite_path, const std::string& markdown_path,
+                       const std::vector<std::string>& guidance_scale_items) {
   constexpr const char* kCommand = "bench compose";
   options.domain = flags.domain;
   options.data_dir = flags.data_dir;
   options.progress = &std::cerr;
   SuiteFile file = OrExit(kCommand, LoadSuiteFile(suite_path));
+  options.guidance_scales =
+      OrExit(kCommand, GuidanceScales(flags.domain, guidance_scale_items, file));
   auto experts = OrExit(kCommand, CreateDomainExperts(flags.domain, file.expert_order,
                                                       flags.models_dir, flags.data_dir));
   auto decode = OrExit(kCommand, CreateDomainDecoder(flags.domain, flags.models_dir,
@@ -172,6 +201,12 @@ StatusOr<std::vector<std::unique_ptr<experts::Expert>>> CreateDomainExperts(
   return out;
 }
 
+StatusOr<std::map<std::string, double>> DomainGuidanceScales(const std::string& domain) {
+  if (domain == "neural") return std::map<std::string, double>{{"tops", 10.0}};
+  if (domain == "exact") return std::map<std::string, double>{};
+  return InvalidArgumentError("unknown domain '" + domain + "' (neural or exact)");
+}
+
 StatusOr<LatentDecoder> CreateDomainDecoder(const std::string& domain,
                                             const std::string& models_dir,
                                             const std::string& latent_space_id) {
@@ -233,6 +268,7 @@ void RegisterBenchCommand(CLI::App& app) {
     auto markdown_path = std::make_shared<std::string>();
     auto steps = std::make_shared<int>(0);
     auto cfg = std::make_shared<double>(0.0);
+    auto guidance_scales = std::make_shared<std::vector<std::string>>();
     CLI::App* cmd = bench->add_subcommand(
         "compose",
         "Run the composition benchmark (issue 7): every prompt of the suites with averaging, "
@@ -261,7 +297,13 @@ void RegisterBenchCommand(CLI::App& app) {
         ->delimiter(',')
         ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--steps", *steps, "denoising steps (default: the coordinator's, 50)");
-    cmd->add_option("--cfg", *cfg, "classifier-free guidance scale (default: the coordinator's)");
+    cmd->add_option("--cfg", *cfg,
+                    "classifier-free guidance scale of every expert (default: each expert's "
+                    "owner's, else the coordinator's)");
+    cmd->add_option("--expert-guidance-scale", *guidance_scales,
+                    "NAME=W: expert NAME's owner serves it with guidance scale W (its worker's "
+                    "--guidance-scale; 0 = none). Default: the domain's, neural tops=10")
+        ->delimiter(',');
     cmd->add_option("--utility-smoothing", options->utility_smoothing,
                     "blur of the utility maps in latent positions (default: the coordinator's, 2)")
         ->check(CLI::Range(0.0, 64.0));
@@ -307,7 +349,8 @@ void RegisterBenchCommand(CLI::App& app) {
         ->capture_default_str();
     cmd->add_flag("--ceiling-only", options->ceiling_only,
                   "judge the ceiling's real items only (no coordinator, no jobs; seconds)");
-    cmd->callback([flags, options, suite_path, markdown_path, steps, cfg, ceiling_layout] {
+    cmd->callback([flags, options, suite_path, markdown_path, steps, cfg, ceiling_layout,
+                   guidance_scales] {
       QuietLogs(flags->verbose);
       ComposeBenchOptions run = *options;
       auto layout = ParseCeilingLayout(*ceiling_layout);
@@ -315,7 +358,7 @@ void RegisterBenchCommand(CLI::App& app) {
       run.ceiling_layout = *layout;
       if (*steps > 0) run.steps = *steps;
       if (*cfg > 0) run.cfg = *cfg;
-      RunComposeCommand(*flags, run, *suite_path, *markdown_path);
+      RunComposeCommand(*flags, run, *suite_path, *markdown_path, *guidance_scales);
     });
   }
 }

@@ -5,6 +5,7 @@
 #ifndef DND_TOOLS_BENCH_BENCH_COMMAND_H_
 #define DND_TOOLS_BENCH_BENCH_COMMAND_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,12 @@ std::string DefaultSuiteFile();
 StatusOr<std::vector<std::unique_ptr<experts::Expert>>> CreateDomainExperts(
     const std::string& domain, const std::vector<std::string>& names, const std::string& models_dir,
     const std::string& data_dir);
+
+// The guidance scales the owners of a domain's experts serve them with (dnd-worker
+// --guidance-scale; docs/method.md decision 16), by expert name: "neural": tops 10 (its quality
+// gate is best there, docs/benchmarks/experts.md); footwear and rest, and every exact expert,
+// declare none (the coordinator's default, 5). InvalidArgument for another domain.
+StatusOr<std::map<std::string, double>> DomainGuidanceScales(const std::string& domain);
 
 // The decoder of a domain: "neural" = <models_dir>/autoencoder.pt (FailedPrecondition when its
 // latent space id differs from `latent_space_id`, unless that is empty); "exact" = (x + 1) / 2.

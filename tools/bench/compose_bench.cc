@@ -401,6 +401,8 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
   overrides.rho = options.rho;
   report.fairness = options.fairness;
   report.rho = options.rho;
+  report.cfg = options.cfg;
+  report.guidance_scales = options.guidance_scales;
   report.steps = overrides.steps.value_or(0);
   report.view_gain = options.view_gain;
   report.view_max_shift = options.view_max_shift;
@@ -431,6 +433,7 @@ StatusOr<ComposeReport> RunComposeBench(const ComposeBenchOptions& options, cons
     federation_options.view_max_shift = options.view_max_shift;
     federation_options.view_min_separation = options.view_min_separation;
     federation_options.view_reference_size = options.view_reference_size;
+    federation_options.guidance_scales = options.guidance_scales;
     Say(options, "starting a coordinator and " + std::to_string(experts.size()) + " workers (" +
                      options.domain + " experts), " + std::to_string(options.jobs_in_flight) +
                      " jobs in flight");
@@ -567,12 +570,29 @@ json ComposeReportJson(const ComposeReport& report) {
        report.view_reference_size ? json(*report.view_reference_size) : json("default")},
       {"fairness", report.fairness.empty() ? json("default") : json(report.fairness)},
       {"rho", report.rho ? json(*report.rho) : json("default")},
+      {"cfg", report.cfg ? json(*report.cfg) : json("default")},
+      {"guidance_scales", report.guidance_scales},
       {"quick", report.quick},
       {"experts", report.experts},
       {"wall_seconds", report.wall_seconds},
       {"suites", suites},
       {"sweep", sweep}};
 }
+
+namespace {
+
+// "5 (every expert)", or the owners' scales and the default for the rest.
+std::string GuidanceScalesText(const ComposeReport& report) {
+  if (report.cfg) return Fixed(*report.cfg, 1) + " (every expert: --cfg)";
+  std::string out;
+  for (const auto& [name, scale] : report.guidance_scales) {
+    if (scale > 0) out += (out.empty() ? "" : ", ") + name + " " + Fixed(scale, 1);
+  }
+  return out.empty() ? std::string("the coordinator's default")
+                     : out + " (the owners' scales), the coordinator's default for the others";
+}
+
+}  // namespace
 
 std::string ComposeReportMarkdown(const ComposeReport& report) {
   std::string out;
@@ -619,7 +639,8 @@ std::string ComposeReportMarkdown(const ComposeReport& report) {
   std::snprintf(wall, sizeof(wall), "%.1f", report.wall_seconds);
   out += "Judge: " + report.judge + ". Steps: " +
          (report.steps > 0 ? std::to_string(report.steps) : std::string("coordinator default")) +
-         ". Wall time of the whole run: " + wall + " s.\n";
+         ". Guidance scale: " + GuidanceScalesText(report) + ". Wall time of the whole run: " +
+         wall + " s.\n";
   return out;
 }
 

@@ -9,6 +9,7 @@
 #define DND_TOOLS_BENCH_COMPOSE_BENCH_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -107,6 +108,9 @@ struct ComposeBenchOptions {
   std::optional<int> view_reference_size;     // unset = the coordinator's default
   std::vector<std::string> fairness;          // dnd strategies' notions; empty = the default
   std::optional<double> rho;                  // proportional share; unset = the default
+  // Each expert's owner's guidance scale (its worker's --guidance-scale; docs/method.md decision
+  // 16), by expert name; jobs set no scale, so these experts sample with them. Unlisted: none.
+  std::map<std::string, double> guidance_scales;
   int jobs_in_flight = 32;                    // coordinator's concurrent jobs (workers batch them)
   int max_batch = 32;                         // worker batch limit
   std::string data_dir;                       // Fashion-MNIST (the ceiling's real items)
@@ -151,6 +155,8 @@ struct ComposeReport {
   std::optional<int> view_reference_size;     // unset = the coordinator's default
   std::vector<std::string> fairness;          // empty = the coordinator's default
   std::optional<double> rho;                  // unset = the coordinator's default
+  std::optional<double> cfg;                  // the jobs' scale; unset = the experts' own
+  std::map<std::string, double> guidance_scales;  // the owners' scales the workers declared
   bool quick = false;
   std::vector<std::string> experts;  // expert order of the file (the share columns)
   std::vector<SuiteReport> suites;

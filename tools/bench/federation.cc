@@ -165,6 +165,10 @@ StatusOr<std::unique_ptr<EmbeddedFederation>> EmbeddedFederation::Start(
     worker_options.max_batch = options.max_batch;
     worker_options.batch_wait_ms = options.batch_wait_ms;
     worker_options.guidance_cache_jobs = static_cast<size_t>(options.max_concurrent_jobs) * 2 + 8;
+    if (auto it = options.guidance_scales.find(expert->Describe().name);
+        it != options.guidance_scales.end()) {
+      worker_options.guidance_scale = it->second;
+    }
     names.insert(expert->Describe().name);
     DND_ASSIGN_OR_RETURN(
         auto w, worker::WorkerServer::Create(worker_options, std::move(expert), *state->context));

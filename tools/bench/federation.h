@@ -29,6 +29,9 @@ struct FederationOptions {
   std::optional<int> view_max_shift;        // unset = the coordinator's default
   std::optional<double> view_min_separation;  // unset = the coordinator's default
   std::optional<int> view_reference_size;     // unset = the coordinator's default
+  // Each expert's owner's guidance scale (its worker's --guidance-scale), by expert name; an
+  // expert not listed declares none.
+  std::map<std::string, double> guidance_scales;
 };
 
 // What came out of one job. Value type.
