@@ -7,6 +7,9 @@
 # Long: on the 2-core VM each domain's suites (132 pair and 144 triple images per strategy) took
 # 21-23 min alone; the sweeps were not timed whole, one point of 90-96 images took 55-125 s alone
 # (docs/results.md, "Cost").
+# The neural points before session 12 were measured with every expert at CFG 5; this script runs
+# them with the current defaults (the tops worker declaring 10); add --expert-guidance-scale
+# tops=5 to such a step to repeat it as it was measured.
 set -u
 DND=${1:-build/bin/dnd}
 OUT=${2:-bench-results}
@@ -116,3 +119,17 @@ tune proportional_envyfree neural --fairness proportional,envy-free
 tune equitable neural --fairness equitable
 # Session 11: the proportional share below 1 (docs/results.md, same table).
 for rho in 0.75 0.5 0.25; do tune "rho$rho" neural --rho "$rho"; done
+# Session 12: the tops expert's guidance scale, alone (its quality gate) and in the composition
+# (docs/results.md, "The tops expert's guidance scale"; the neural domain's tops worker declares
+# 10, so tops=5 is every expert at the coordinator's default). The eta and per-expert-normalised
+# guidance rows of that section came from a throw-away build and have no flag.
+for w in 5 7 10 15; do
+  run "experts_neural_tops_cfg$w" bench experts --domain neural --experts tops --samples 128 \
+    --seed 1 --cfg "$w" --json "$OUT/experts_neural_tops_cfg$w.json"
+done
+for w in 4 5 6 7 8 10 12; do tune "tops$w" neural --expert-guidance-scale "tops=$w"; done
+for w in 5 10; do
+  run "compose_neural_sweep_tops$w" bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
+    --sweep-gamma 0.015 --sweep-guidance-outside 0.5 --expert-guidance-scale "tops=$w" \
+    --json "$OUT/compose_neural_sweep_tops$w.json"
+done
