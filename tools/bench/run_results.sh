@@ -133,3 +133,6 @@ for w in 5 10; do
     --sweep-gamma 0.015 --sweep-guidance-outside 0.5 --expert-guidance-scale "tops=$w" \
     --json "$OUT/compose_neural_sweep_tops$w.json"
 done
+run compose_neural_tune_fairness bench compose --domain neural \
+  --suite-file tools/bench/compose_tuning_triples.json --suites triples --strategies dnd,dnd-nofair \
+  --json "$OUT/compose_neural_tune_fairness.json"
