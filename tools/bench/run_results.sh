@@ -127,12 +127,12 @@ for w in 5 7 10 15; do
   run "experts_neural_tops_cfg$w" bench experts --domain neural --experts tops --samples 128 \
     --seed 1 --cfg "$w" --json "$OUT/experts_neural_tops_cfg$w.json"
 done
-for w in 4 5 6 7 8 10 12; do tune "tops$w" neural --expert-guidance-scale "tops=$w"; done
-for w in 5 10; do
-  run "compose_neural_sweep_tops$w" bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
-    --sweep-gamma 0.015 --sweep-guidance-outside 0.5 --expert-guidance-scale "tops=$w" \
-    --json "$OUT/compose_neural_sweep_tops$w.json"
-done
+# The tops at 10 is the default: compose_neural_tune_defaults and compose_neural_sweep_separated
+# above are those points.
+for w in 4 5 6 7 8 12; do tune "tops$w" neural --expert-guidance-scale "tops=$w"; done
+run compose_neural_sweep_tops5 bench compose --domain neural --sweep-only --sweep-beta 0.0003 \
+  --sweep-gamma 0.015 --sweep-guidance-outside 0.5 --expert-guidance-scale tops=5 \
+  --json "$OUT/compose_neural_sweep_tops5.json"
 run compose_neural_tune_fairness bench compose --domain neural \
   --suite-file tools/bench/compose_tuning_triples.json --suites triples --strategies dnd,dnd-nofair \
   --json "$OUT/compose_neural_tune_fairness.json"
